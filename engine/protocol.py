@@ -1,0 +1,31 @@
+"""The seam between the server and an inference engine."""
+
+from collections.abc import AsyncGenerator
+from typing import Protocol
+
+from engine.types import CheckpointTemplate, Delta, EngineStatus, GenerationParams
+
+
+class Engine(Protocol):
+    """One loaded model.
+
+    `generate` yields deltas until the request finishes. Closing or cancelling the iterator
+    aborts the request inside the engine at once. Engine failures are raised as
+    `engine.errors.EngineError` subclasses.
+    """
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, without adding special tokens."""
+        ...
+
+    def checkpoint_template(self) -> CheckpointTemplate | None:
+        """The chat template shipped with the checkpoint, if any."""
+        ...
+
+    def generate(
+        self, prompt_token_ids: list[int], params: GenerationParams, request_id: str
+    ) -> AsyncGenerator[Delta, None]: ...
+
+    async def status(self) -> EngineStatus: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""HTTP server speaking Cloudflare Workers AI's REST API."""

@@ -1,0 +1,132 @@
+"""Workers AI errors: one hierarchy, raised (never returned), rendered once into the envelope.
+
+    WorkersAIError                     status  code
+    ├── BadInput                        400    5006  schema violations, template failures
+    │   └── NotSupportedYet             400    5006  a parameter this server does not serve yet
+    ├── MissingBody                     400    3003  empty request body
+    ├── NoSuchModel                     400    5007
+    ├── AuthenticationError             401   10000
+    ├── NoRoute                         404    7000  unknown path
+    ├── CouldNotRoute                   404    7003  account id not served here
+    ├── MethodNotAllowed                405    7001
+    ├── RequestTimeout                  408    3007
+    ├── ContextWindowExceeded           413    5021
+    ├── EngineUnavailable               503    3040  engine not (yet) running
+    └── InternalError                   500    3043  never echoes internal exception text
+
+Envelope: {"result": null, "success": false, "errors": [{"code", "message"}], "messages": []}.
+"""
+
+from typing import Any, ClassVar
+
+
+class WorkersAIError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[int] = 3043
+    default_message: ClassVar[str] = "Internal server error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    def envelope(self) -> dict[str, Any]:
+        return error_envelope(self.code, self.message)
+
+
+class BadInput(WorkersAIError):
+    status = 400
+    code = 5006
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"AiError: Bad input: Error: {detail}")
+
+
+class NotSupportedYet(BadInput):
+    def __init__(self, field: str) -> None:
+        super().__init__(f"'{field}' is not supported by this server yet")
+
+
+class MissingBody(WorkersAIError):
+    status = 400
+    code = 3003
+    default_message = "Request is missing headers or body: body"
+
+
+class NoSuchModel(WorkersAIError):
+    status = 400
+    code = 5007
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"No such model {model} or task")
+
+
+class AuthenticationError(WorkersAIError):
+    status = 401
+    code = 10000
+    default_message = "Authentication error"
+
+
+class NoRoute(WorkersAIError):
+    status = 404
+    code = 7000
+    default_message = "No route for that URI"
+
+
+class CouldNotRoute(WorkersAIError):
+    status = 404
+    code = 7003
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"Could not route to {path}, perhaps your object identifier is invalid?"
+        )
+
+
+class MethodNotAllowed(WorkersAIError):
+    status = 405
+    code = 7001
+
+    def __init__(self, method: str) -> None:
+        super().__init__(f"{method} not supported for requested URI.")
+
+
+class RequestTimeout(WorkersAIError):
+    status = 408
+    code = 3007
+    default_message = "Request timeout"
+
+
+class ContextWindowExceeded(WorkersAIError):
+    status = 413
+    code = 5021
+
+    def __init__(self, estimated: int, window: int) -> None:
+        super().__init__(
+            f"The estimated number of input and maximum output tokens ({estimated}) "
+            f"exceeded this model context window limit ({window})."
+        )
+
+
+class EngineUnavailable(WorkersAIError):
+    status = 503
+    code = 3040
+    default_message = "The model is not available right now, please try again."
+
+
+class InternalError(WorkersAIError):
+    status = 500
+    code = 3043
+    default_message = "Internal server error"
+
+
+def error_envelope(code: int, message: str) -> dict[str, Any]:
+    return {
+        "result": None,
+        "success": False,
+        "errors": [{"code": code, "message": message}],
+        "messages": [],
+    }
+
+
+def success_envelope(result: Any) -> dict[str, Any]:
+    return {"result": result, "success": True, "errors": [], "messages": []}

@@ -1,0 +1,28 @@
+"""`GET /health`: 200 when every engine is up, 503 otherwise."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from server.service import ServedModel
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    models: dict[str, ServedModel] = request.app.state.models
+    report: dict[str, Any] = {}
+    healthy = bool(models)
+    for name, model in models.items():
+        status = await model.engine.status()
+        healthy = healthy and status.healthy
+        report[name] = {
+            "healthy": status.healthy,
+            "running_requests": status.running_requests,
+            "context_window": model.context_window,
+            **({"stand_in": model.stand_in} if model.stand_in else {}),
+        }
+    body = {"status": "ok" if healthy else "unavailable", "models": report}
+    return JSONResponse(body, status_code=200 if healthy else 503)

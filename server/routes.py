@@ -1,0 +1,80 @@
+"""Workers AI routes. Each route parses, calls the service, returns."""
+
+import json
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from server.cancellation import cancel_on_disconnect
+from server.deps import Authenticated, ServedAccount, TextGenerationService
+from server.errors import BadInput, MissingBody, success_envelope
+from server.service import PreparedRequest, StreamEvent
+from server.streaming import sse_stream
+
+STAND_IN_HEADER = "X-Workers-AI-Local-Stand-In"
+# AI Gateway's per-request timeout header, in milliseconds; it can only shorten the server's.
+TIMEOUT_HEADER = "cf-aig-request-timeout"
+
+accounts = APIRouter(dependencies=[Authenticated, ServedAccount])
+
+
+@accounts.post("/accounts/{account_id}/ai/run/{model:path}")
+async def run_model(model: str, request: Request, service: TextGenerationService) -> Response:
+    body = await read_json(request)
+    prepared = service.prepare(model, body, timeout_s=requested_timeout(request))
+    request_id = uuid.uuid4().hex
+    headers = response_headers(prepared, request_id)
+    if prepared.stream:
+        events = service.events(prepared, request_id)
+        # Wait for the first event before answering, so a failure before any output is a plain
+        # HTTP error rather than an in-band one.
+        first = await cancel_on_disconnect(request, anext(events))
+        return EventSourceResponse(
+            sse_stream(_prepend(first, events)), headers=headers, ping=0, sep="\n"
+        )
+    result = await cancel_on_disconnect(request, service.complete(prepared, request_id))
+    return JSONResponse(success_envelope(result.model_dump()), headers=headers)
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise MissingBody()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadInput(f"the request body is not valid JSON ({error})") from None
+
+
+def requested_timeout(request: Request) -> float | None:
+    value = request.headers.get(TIMEOUT_HEADER)
+    if value is None:
+        return None
+    try:
+        milliseconds = float(value)
+    except ValueError:
+        raise BadInput(f"header '{TIMEOUT_HEADER}' must be a number of milliseconds") from None
+    if milliseconds <= 0:
+        raise BadInput(f"header '{TIMEOUT_HEADER}' must be positive")
+    return milliseconds / 1000
+
+
+def response_headers(prepared: PreparedRequest, request_id: str) -> dict[str, str]:
+    headers = {"X-Request-Id": request_id}
+    if prepared.model.stand_in:
+        headers[STAND_IN_HEADER] = prepared.model.stand_in
+    return headers
+
+
+async def _prepend(
+    first: StreamEvent, rest: AsyncGenerator[StreamEvent, None]
+) -> AsyncGenerator[StreamEvent, None]:
+    yield first
+    async with aclosing(rest):
+        async for item in rest:
+            yield item

@@ -1,0 +1,135 @@
+"""One settings tree: a YAML profile from `configs/`, then environment overrides, then CLI flags.
+
+Only the CLI entry point calls `load_settings`; everything else receives a `Settings`.
+"""
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from engine.config import EngineConfig
+from server.catalog import MODELS
+
+DEFAULT_CACHE_DIR = Path("~/.cache/workers-ai-local")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message tells the user what to change."""
+
+
+class ModelSettings(BaseModel):
+    """One served Workers AI model and the engine behind it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    engine: EngineConfig
+    chat_template: Literal["official", "checkpoint"] = Field(
+        default="official",
+        description="'official': the Workers AI model's own template (ours, byte-identical); "
+        "'checkpoint': the template that ships with the checkpoint (for stand-in models).",
+    )
+    stand_in: str | None = Field(
+        default=None,
+        description="Set when another model answers under this name; shown in logs and in the "
+        "X-Workers-AI-Local-Stand-In response header.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name not in MODELS:
+            known = ", ".join(sorted(MODELS))
+            raise ValueError(f"'{name}' is not a model this server can serve (known: {known})")
+        return name
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=1, le=65535)
+    api_tokens: list[str] = Field(default_factory=list)
+    account_ids: list[str] = Field(
+        default_factory=list, description="When set, only these account ids are served."
+    )
+    request_timeout_s: float = Field(default=600, gt=0)
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    models: list[ModelSettings] = Field(min_length=1)
+
+    _split_tokens = field_validator("api_tokens", "account_ids", mode="before")(_split_commas)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelSettings]) -> list[ModelSettings]:
+        names = [model.name for model in models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"models listed twice: {', '.join(duplicates)}")
+        return models
+
+    @property
+    def loopback_only(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir.expanduser()
+
+
+class EnvOverrides(BaseSettings):
+    """Environment variables that override the YAML profile (prefix WORKERS_AI_LOCAL_)."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKERS_AI_LOCAL_", extra="ignore")
+
+    host: str | None = None
+    port: int | None = None
+    api_tokens: Annotated[list[str] | None, NoDecode] = None
+    account_ids: Annotated[list[str] | None, NoDecode] = None
+    request_timeout_s: float | None = None
+    cache_dir: Path | None = None
+
+    _split = field_validator("api_tokens", "account_ids", mode="before")(_split_commas)
+
+
+def load_settings(config_path: Path, **cli_overrides: Any) -> Settings:
+    """Read a YAML profile, apply environment then CLI overrides, validate.
+
+    Raises ConfigError with a message naming the file and the offending setting.
+    """
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise ConfigError(f"cannot read config {config_path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{config_path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_path} must hold a mapping of settings")
+    try:
+        env = EnvOverrides().model_dump(exclude_none=True)
+        cli = {key: value for key, value in cli_overrides.items() if value is not None}
+        return Settings.model_validate({**data, **env, **cli})
+    except ValidationError as error:
+        raise ConfigError(_describe(config_path, error)) from None
+
+
+def _describe(config_path: Path, error: ValidationError) -> str:
+    lines = [f"invalid settings in {config_path}:"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)

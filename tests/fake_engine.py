@@ -1,0 +1,67 @@
+"""A scripted engine for unit tests of the HTTP layer. `serve` never runs it."""
+
+import asyncio
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+
+from engine.errors import EngineError
+from engine.types import CheckpointTemplate, Delta, EngineStatus, GenerationParams
+
+
+@dataclass
+class Call:
+    prompt_token_ids: list[int]
+    params: GenerationParams
+    request_id: str
+
+
+@dataclass
+class FakeEngine:
+    """Encodes one token per character and yields `script` one piece per token.
+
+    `fail_at` raises `failure` before yielding that piece; `delay` sleeps before each piece.
+    """
+
+    script: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "."])
+    delay: float = 0.0
+    failure: EngineError | None = None
+    fail_at: int = 0
+    healthy: bool = True
+    calls: list[Call] = field(default_factory=list)
+    running: int = 0
+    aborted: int = 0
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(character) for character in text]
+
+    def checkpoint_template(self) -> CheckpointTemplate | None:
+        return CheckpointTemplate(
+            "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+        )
+
+    async def generate(
+        self, prompt_token_ids: list[int], params: GenerationParams, request_id: str
+    ) -> AsyncGenerator[Delta, None]:
+        self.calls.append(Call(prompt_token_ids, params, request_id))
+        self.running += 1
+        pieces = self.script[: params.max_tokens]
+        try:
+            for index, piece in enumerate(pieces):
+                if self.failure is not None and index == self.fail_at:
+                    raise self.failure
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                last = index == len(pieces) - 1
+                reason = ("length" if len(pieces) == params.max_tokens else "stop") if last else None
+                yield Delta(piece, 1, reason)
+        except (asyncio.CancelledError, GeneratorExit):
+            self.aborted += 1
+            raise
+        finally:
+            self.running -= 1
+
+    async def status(self) -> EngineStatus:
+        return EngineStatus(healthy=self.healthy, running_requests=self.running)
+
+    async def close(self) -> None:
+        pass
