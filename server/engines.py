@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 from chat_templates import ChatTemplate
 from engine.protocol import Engine
@@ -28,6 +29,7 @@ async def start_engines(settings: Settings, stack: AsyncExitStack) -> dict[str, 
         key = model.engine.model_dump_json()
         if key not in started:
             config = model.engine
+            checkpoint: Path | str
             if config.builtin is not None:
                 checkpoint = await asyncio.to_thread(
                     prepare_checkpoint, config.builtin, settings.resolved_cache_dir()

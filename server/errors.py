@@ -77,9 +77,7 @@ class CouldNotRoute(WorkersAIError):
     code = 7003
 
     def __init__(self, path: str) -> None:
-        super().__init__(
-            f"Could not route to {path}, perhaps your object identifier is invalid?"
-        )
+        super().__init__(f"Could not route to {path}, perhaps your object identifier is invalid?")
 
 
 class MethodNotAllowed(WorkersAIError):

@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +77,9 @@ class TextGeneration:
         self._models = models
         self._timeout_s = timeout_s
 
-    def prepare(self, model_name: str, body: Any, timeout_s: float | None = None) -> PreparedRequest:
+    def prepare(
+        self, model_name: str, body: Any, timeout_s: float | None = None
+    ) -> PreparedRequest:
         """Validate, template and tokenize a request; raises WorkersAIError subclasses."""
         model = self._models.get(model_name)
         if model is None:
@@ -110,7 +112,9 @@ class TextGeneration:
                 return TextGenerationResult(response="".join(pieces), usage=event.usage)
         raise InternalError()  # events() always ends with Finished
 
-    async def events(self, request: PreparedRequest, request_id: str) -> AsyncIterator[StreamEvent]:
+    async def events(
+        self, request: PreparedRequest, request_id: str
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Text chunks as the engine produces them, then one Finished with usage.
 
         Engine failures and the request deadline surface as WorkersAIError. Closing the

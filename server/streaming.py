@@ -13,7 +13,7 @@ byte becomes one in-band event with `errors`, then `[DONE]`.
 
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -35,7 +35,7 @@ def encode(payload: dict[str, Any]) -> bytes:
     return b"data: " + text.encode() + b"\n\n"
 
 
-async def sse_stream(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
+async def sse_stream(events: AsyncGenerator[StreamEvent, None]) -> AsyncGenerator[bytes, None]:
     """Encode service events as Workers AI SSE, always ending with `[DONE]`."""
     try:
         async with aclosing(events):
@@ -45,7 +45,5 @@ async def sse_stream(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]
                 else:
                     yield encode({"response": "", "usage": event.usage.model_dump()})
     except WorkersAIError as error:
-        yield encode(
-            {"response": "", "errors": [{"code": error.code, "message": error.message}]}
-        )
+        yield encode({"response": "", "errors": [{"code": error.code, "message": error.message}]})
     yield DONE

@@ -21,9 +21,7 @@ def run_url(model: str, account: str = "acct") -> str:
 
 def make_settings(**overrides: Any) -> Settings:
     models = [
-        ModelSettings(
-            name=QWQ, engine=EngineConfig(builtin="tiny-qwq-32b", max_model_len=24000)
-        ),
+        ModelSettings(name=QWQ, engine=EngineConfig(builtin="tiny-qwq-32b", max_model_len=24000)),
         ModelSettings(
             name=R1,
             engine=EngineConfig(builtin="tiny-deepseek-r1-distill-qwen-32b", max_model_len=80000),

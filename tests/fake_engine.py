@@ -5,7 +5,13 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from engine.errors import EngineError
-from engine.types import CheckpointTemplate, Delta, EngineStatus, GenerationParams
+from engine.types import (
+    CheckpointTemplate,
+    Delta,
+    EngineStatus,
+    FinishReason,
+    GenerationParams,
+)
 
 
 @dataclass
@@ -52,7 +58,9 @@ class FakeEngine:
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 last = index == len(pieces) - 1
-                reason = ("length" if len(pieces) == params.max_tokens else "stop") if last else None
+                reason: FinishReason | None = None
+                if last:
+                    reason = "length" if len(pieces) == params.max_tokens else "stop"
                 yield Delta(piece, 1, reason)
         except (asyncio.CancelledError, GeneratorExit):
             self.aborted += 1

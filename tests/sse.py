@@ -17,7 +17,7 @@ def parse_events(body: str) -> tuple[list[dict[str, Any]], bool]:
     done = False
     while position < len(body):
         match = EVENT.match(body, position)
-        assert match, f"unexpected bytes at {position}: {body[position:position + 80]!r}"
+        assert match, f"unexpected bytes at {position}: {body[position : position + 80]!r}"
         assert not done, "event after [DONE]"
         payload = match.group(1)
         if payload == "[DONE]":

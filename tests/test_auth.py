@@ -30,7 +30,9 @@ def test_bad_tokens_are_401(client: TestClient, headers: dict[str, str]) -> None
 def test_any_configured_token_is_accepted(make_client: ClientFactory) -> None:
     client = make_client(api_tokens=["one", "two"])
 
-    response = client.post(run_url(QWQ), json={"prompt": "a"}, headers={"Authorization": "Bearer two"})
+    response = client.post(
+        run_url(QWQ), json={"prompt": "a"}, headers={"Authorization": "Bearer two"}
+    )
 
     assert response.status_code == 200
 

@@ -28,8 +28,18 @@ BAD_INPUTS = [
     pytest.param(QWQ, {"prompt": "a", "messages": []}, "2 matches", id="both-forms"),
     pytest.param(QWQ, {"prompt": ""}, "'/prompt'", id="empty-prompt"),
     pytest.param(QWQ, {"prompt": 5}, "Type mismatch of '/prompt'", id="prompt-not-string"),
-    pytest.param(QWQ, {"prompt": "a", "temperature": 5.1}, "'/temperature' must be <= 5", id="temperature-high"),
-    pytest.param(QWQ, {"prompt": "a", "temperature": -0.1}, "'/temperature' must be >= 0", id="temperature-low"),
+    pytest.param(
+        QWQ,
+        {"prompt": "a", "temperature": 5.1},
+        "'/temperature' must be <= 5",
+        id="temperature-high",
+    ),
+    pytest.param(
+        QWQ,
+        {"prompt": "a", "temperature": -0.1},
+        "'/temperature' must be >= 0",
+        id="temperature-low",
+    ),
     pytest.param(QWQ, {"prompt": "a", "top_p": 2.1}, "'/top_p' must be <= 2", id="qwq-top-p"),
     pytest.param(R1, {"prompt": "a", "top_p": 1.5}, "'/top_p' must be <= 1", id="r1-top-p"),
     pytest.param(R1, {"prompt": "a", "top_p": 0}, "'/top_p' must be >= 0.001", id="r1-top-p-zero"),
@@ -37,19 +47,76 @@ BAD_INPUTS = [
     pytest.param(QWQ, {"prompt": "a", "top_k": 0}, "'/top_k' must be >= 1", id="top-k-zero"),
     pytest.param(QWQ, {"prompt": "a", "seed": 0}, "'/seed' must be >= 1", id="seed-zero"),
     pytest.param(QWQ, {"prompt": "a", "seed": 10000000000}, "'/seed' must be <=", id="seed-high"),
-    pytest.param(QWQ, {"prompt": "a", "repetition_penalty": 2.5}, "'/repetition_penalty'", id="rep-penalty"),
-    pytest.param(QWQ, {"prompt": "a", "frequency_penalty": -1}, "'/frequency_penalty' must be >= 0", id="qwq-freq-negative"),
-    pytest.param(R1, {"prompt": "a", "frequency_penalty": -2.5}, "'/frequency_penalty' must be >= -2", id="r1-freq"),
-    pytest.param(R1, {"prompt": "a", "presence_penalty": 2.5}, "'/presence_penalty' must be <= 2", id="r1-presence"),
-    pytest.param(QWQ, {"prompt": "a", "max_tokens": "10"}, "Type mismatch of '/max_tokens'", id="max-tokens-string"),
-    pytest.param(QWQ, {"prompt": "a", "max_tokens": 0}, "'/max_tokens' must be >= 1", id="max-tokens-zero"),
-    pytest.param(QWQ, {"prompt": "a", "stream": "yes"}, "Type mismatch of '/stream'", id="stream-string"),
+    pytest.param(
+        QWQ, {"prompt": "a", "repetition_penalty": 2.5}, "'/repetition_penalty'", id="rep-penalty"
+    ),
+    pytest.param(
+        QWQ,
+        {"prompt": "a", "frequency_penalty": -1},
+        "'/frequency_penalty' must be >= 0",
+        id="qwq-freq-negative",
+    ),
+    pytest.param(
+        R1,
+        {"prompt": "a", "frequency_penalty": -2.5},
+        "'/frequency_penalty' must be >= -2",
+        id="r1-freq",
+    ),
+    pytest.param(
+        R1,
+        {"prompt": "a", "presence_penalty": 2.5},
+        "'/presence_penalty' must be <= 2",
+        id="r1-presence",
+    ),
+    pytest.param(
+        QWQ,
+        {"prompt": "a", "max_tokens": "10"},
+        "Type mismatch of '/max_tokens'",
+        id="max-tokens-string",
+    ),
+    pytest.param(
+        QWQ, {"prompt": "a", "max_tokens": 0}, "'/max_tokens' must be >= 1", id="max-tokens-zero"
+    ),
+    pytest.param(
+        QWQ, {"prompt": "a", "stream": "yes"}, "Type mismatch of '/stream'", id="stream-string"
+    ),
     pytest.param(QWQ, {"messages": "hi"}, "Type mismatch of '/messages'", id="messages-string"),
-    pytest.param(QWQ, {"messages": [{"content": "hi"}]}, "'/messages/0' are 'role'", id="missing-role"),
-    pytest.param(QWQ, {"messages": [{"role": "robot", "content": "hi"}]}, "'/messages/0/role'", id="unknown-role"),
-    pytest.param(R1, {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}]}, "Type mismatch of '/messages/0/content', 'array' not in 'string'", id="r1-content-array"),
-    pytest.param(QWQ, {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}]}, "text only", id="image-part"),
-    pytest.param(QWQ, {"messages": [{"role": "user", "content": "a", "tool_call_id": "x"}]}, "'/messages/0/tool_call_id'", id="tool-call-id-pattern"),
+    pytest.param(
+        QWQ, {"messages": [{"content": "hi"}]}, "'/messages/0' are 'role'", id="missing-role"
+    ),
+    pytest.param(
+        QWQ,
+        {"messages": [{"role": "robot", "content": "hi"}]},
+        "'/messages/0/role'",
+        id="unknown-role",
+    ),
+    pytest.param(
+        R1,
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}]},
+        "Type mismatch of '/messages/0/content', 'array' not in 'string'",
+        id="r1-content-array",
+    ),
+    pytest.param(
+        QWQ,
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}
+                    ],
+                }
+            ]
+        },
+        "text only",
+        id="image-part",
+    ),
+    pytest.param(
+        QWQ,
+        {"messages": [{"role": "user", "content": "a", "tool_call_id": "x"}]},
+        "'/messages/0/tool_call_id'",
+        id="tool-call-id-pattern",
+    ),
     pytest.param(QWQ, [1, 2], "Type mismatch of '/', 'array' not in 'object'", id="body-array"),
 ]
 
@@ -68,7 +135,11 @@ def test_schema_violations_are_5006(
     [
         (QWQ, "guided_json", {"type": "object"}),
         (R1, "response_format", {"type": "json_object"}),
-        (QWQ, "tools", [{"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}}]),
+        (
+            QWQ,
+            "tools",
+            [{"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}}],
+        ),
         (R1, "lora", "my-adapter"),
         (QWQ, "functions", [{"name": "f", "code": "x"}]),
     ],
@@ -149,7 +220,9 @@ def test_template_failure_is_5006(client: TestClient) -> None:
     assert_error(response, 400, 5006, "AiError: Bad input: Error: ")
 
 
-def test_engine_failure_is_a_generic_500(client: TestClient, engines: dict[str, FakeEngine]) -> None:
+def test_engine_failure_is_a_generic_500(
+    client: TestClient, engines: dict[str, FakeEngine]
+) -> None:
     engines[QWQ].failure = EngineDeadError("worker 3 segfaulted at 0xdeadbeef")
 
     response = client.post(run_url(QWQ), json={"prompt": "a"}, headers=AUTH)

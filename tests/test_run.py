@@ -49,7 +49,16 @@ def test_usage_counts_prompt_tokens_of_the_rendered_template(
 def test_r1_prompt_is_rendered_with_its_own_template(
     client: TestClient, engines: dict[str, FakeEngine]
 ) -> None:
-    post(client, R1, {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]})
+    post(
+        client,
+        R1,
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+            ]
+        },
+    )
 
     rendered = "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜><think>\n"
     assert engines[R1].calls[0].prompt_token_ids == engines[R1].encode(rendered)
@@ -69,9 +78,7 @@ def test_text_parts_are_joined(client: TestClient, engines: dict[str, FakeEngine
     assert "<|im_start|>user\none\ntwo<|im_end|>" in sent
 
 
-@pytest.mark.parametrize(
-    ("model", "temperature"), [(QWQ, 0.15), (R1, 0.6)], ids=["qwq", "r1"]
-)
+@pytest.mark.parametrize(("model", "temperature"), [(QWQ, 0.15), (R1, 0.6)], ids=["qwq", "r1"])
 def test_defaults_of_each_model_page(
     client: TestClient, engines: dict[str, FakeEngine], model: str, temperature: float
 ) -> None:
@@ -181,9 +188,7 @@ def test_context_window_is_the_smaller_of_workers_ai_and_engine(
     from engine.config import EngineConfig
     from server.settings import ModelSettings
 
-    small = ModelSettings(
-        name=R1, engine=EngineConfig(checkpoint="/models/r1", max_model_len=1000)
-    )
+    small = ModelSettings(name=R1, engine=EngineConfig(checkpoint="/models/r1", max_model_len=1000))
     client = make_client(models=[small])
 
     response = post(client, R1, {"prompt": "Hi", "max_tokens": 990})

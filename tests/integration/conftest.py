@@ -1,0 +1,48 @@
+"""One real server on configs/cpu-tiny.yaml for the whole integration session."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from server.settings import load_settings
+from tests.integration.server import REPO, TOKEN, RunningServer, running_server
+
+TINY_CONFIG = REPO / "configs" / "cpu-tiny.yaml"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.nodeid:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with running_server(TINY_CONFIG, log) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def api(server: RunningServer) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def tokenizers() -> dict[str, Any]:
+    """The real tokenizers the server's engines use, loaded independently of the server."""
+    from transformers import AutoTokenizer
+
+    from engine.checkpoints import prepare_checkpoint
+
+    settings = load_settings(TINY_CONFIG)
+    loaded: dict[str, Any] = {}
+    for model in settings.models:
+        assert model.engine.builtin is not None
+        path = prepare_checkpoint(model.engine.builtin, settings.resolved_cache_dir())
+        loaded[model.name] = AutoTokenizer.from_pretrained(path)
+    return loaded
