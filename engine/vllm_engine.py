@@ -142,6 +142,11 @@ def engine_args(config: EngineConfig, checkpoint: str, *, cpu: bool) -> dict[str
     }
     if cpu:
         args["kv_cache_memory_bytes"] = int(config.cpu_kv_cache_gib * GIB)
+        # On the CPU build a seeded request whose prompt is prefilled in chunks kills the engine
+        # ("CPU Generator does not use offset" when vLLM rewinds the generator after a partial
+        # prefill). Prefilling every prompt in one step avoids partial prefills altogether.
+        args["enable_chunked_prefill"] = False
+        args["max_num_batched_tokens"] = config.max_model_len
     else:
         args["gpu_memory_utilization"] = config.gpu_memory_utilization
     return args

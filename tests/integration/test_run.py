@@ -173,3 +173,13 @@ def test_long_prompt_beyond_common_defaults(api: httpx.Client, tokenizers: dict[
     answer = result(api, R1, prompt=prompt, raw=True, max_tokens=2, temperature=0)
 
     assert answer["usage"]["prompt_tokens"] == tokens
+
+
+def test_seeded_long_prompt_leaves_the_engine_healthy(api: httpx.Client) -> None:
+    # Longer than vLLM's default prefill chunk (4096 tokens), with a per-request seed.
+    prompt = "seed " * 6000
+
+    answer = result(api, QWQ, prompt=prompt, raw=True, max_tokens=3, seed=5, temperature=1.0)
+
+    assert answer["usage"]["completion_tokens"] == 3
+    assert api.get("/health").status_code == 200
