@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from server.schemas import QwqMessages, QwqPrompt, R1Messages, R1Prompt, _Common, _Wire
+from server.schemas import QwqMessages, QwqPrompt, R1Messages, R1Prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,12 +12,8 @@ class ModelSpec:
     name: str
     context_window: int
     template: str
-    prompt_schema: type[_Common]
-    messages_schema: type[_Common]
-    stand_in_template: str = "checkpoint"
-
-    def schemas(self) -> dict[str, type[_Wire]]:
-        return {"prompt": self.prompt_schema, "messages": self.messages_schema}
+    prompt_schema: type[QwqPrompt] | type[R1Prompt]
+    messages_schema: type[QwqMessages] | type[R1Messages]
 
 
 QWQ_32B = ModelSpec(

@@ -49,11 +49,9 @@ def parse_input(spec: ModelSpec, body: Any) -> PromptInput | MessagesInput:
         )
     schema = spec.prompt_schema if has_prompt else spec.messages_schema
     try:
-        parsed = schema.model_validate(body)
+        return schema.model_validate(body)
     except ValidationError as error:
         raise BadInput(describe_errors(error, body)) from None
-    assert isinstance(parsed, PromptInput | MessagesInput)
-    return parsed
 
 
 def describe_errors(error: ValidationError, body: Any) -> str:
