@@ -44,11 +44,29 @@ class EngineConfig(BaseModel):
     max_num_seqs: int | None = Field(default=None, ge=1)
     enforce_eager: bool = False
     seed: int = 0
+    structured_output_backend: Literal["guidance", "xgrammar"] = Field(
+        default="guidance",
+        description="Grammar backend for JSON mode. Fixed per engine so that runaway "
+        "whitespace can be switched off (vLLM reads that only with an explicit backend).",
+    )
+    reasoning_parser: str | None = Field(
+        default="deepseek_r1",
+        description="How the engine finds the end of reasoning (`</think>`), so a grammar "
+        "can start after it. `deepseek_r1` fits both QwQ and R1-distill.",
+    )
+    enable_lora: bool = False
+    max_lora_rank: Literal[8, 16, 32, 64] = Field(
+        default=32, description="Largest adapter rank served (Workers AI allows up to 32)."
+    )
+    max_loras: int = Field(default=2, ge=1, description="Adapters in one batch.")
+    max_cpu_loras: int = Field(default=8, ge=1, description="Adapters kept loaded (LRU).")
 
     @model_validator(mode="after")
     def _one_source(self) -> "EngineConfig":
         if (self.checkpoint is None) == (self.builtin is None):
             raise ValueError("set exactly one of 'checkpoint' (a model id or path) and 'builtin'")
+        if self.max_cpu_loras < self.max_loras:
+            raise ValueError("max_cpu_loras must be at least max_loras")
         if self.gpu_ids is not None and len(self.gpu_ids) < self.tensor_parallel_size:
             raise ValueError(
                 f"tensor_parallel_size is {self.tensor_parallel_size} "

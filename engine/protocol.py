@@ -3,7 +3,7 @@
 from collections.abc import AsyncGenerator
 from typing import Protocol
 
-from engine.types import CheckpointTemplate, Delta, EngineStatus, GenerationParams
+from engine.types import Adapter, CheckpointTemplate, Delta, EngineStatus, GenerationParams
 
 
 class Engine(Protocol):
@@ -20,6 +20,11 @@ class Engine(Protocol):
 
     def checkpoint_template(self) -> CheckpointTemplate | None:
         """The chat template shipped with the checkpoint, if any."""
+        ...
+
+    async def load_adapter(self, adapter: Adapter) -> None:
+        """Make `adapter` ready for `generate`; raises EngineRequestError if the engine
+        refuses it. The engine keeps serving other requests either way."""
         ...
 
     def generate(

@@ -1,9 +1,33 @@
 """Plain data passed across the engine seam."""
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "abort"]
+
+
+@dataclass(frozen=True, slots=True)
+class StructuredOutput:
+    """Constrain the output with a grammar. Exactly one of the three is set.
+
+    `regex` is not reachable from the wire; it lets tests force a known output.
+    With `after_reasoning`, the model reasons freely and the grammar applies after `</think>`.
+    """
+
+    json_schema: dict[str, Any] | None = None
+    json_object: bool = False
+    regex: str | None = None
+    after_reasoning: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    """A validated LoRA adapter on disk; `id` is stable for the life of the engine."""
+
+    name: str
+    id: int
+    path: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +46,8 @@ class GenerationParams:
     repetition_penalty: float | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
+    structured: StructuredOutput | None = None
+    adapter: Adapter | None = None
 
 
 @dataclass(frozen=True, slots=True)

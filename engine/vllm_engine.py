@@ -19,11 +19,13 @@ from engine.config import EngineConfig
 from engine.errors import EngineDeadError, EngineError, EngineRequestError, EngineStartError
 from engine.sampling import sampling_kwargs
 from engine.types import (
+    Adapter,
     CheckpointTemplate,
     Delta,
     EngineStatus,
     FinishReason,
     GenerationParams,
+    StructuredOutput,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ class VllmEngine:
             eos_token=self._tokenizer.eos_token or "",
         )
 
+    async def load_adapter(self, adapter: Adapter) -> None:
+        raise EngineRequestError("LoRA adapters are not supported by this engine yet")
+
     async def generate(
         self, prompt_token_ids: list[int], params: GenerationParams, request_id: str
     ) -> AsyncGenerator[Delta, None]:
@@ -91,12 +96,17 @@ class VllmEngine:
 
         try:
             sampling = SamplingParams(
-                **sampling_kwargs(params, self._defaults), output_kind=RequestOutputKind.DELTA
+                **sampling_kwargs(params, self._defaults),
+                structured_outputs=_structured_outputs(params.structured),
+                output_kind=RequestOutputKind.DELTA,
             )
         except (ValueError, VLLMClientError) as error:
             raise EngineRequestError(str(error)) from None
         prompt = TokensPrompt(prompt_token_ids=prompt_token_ids)
-        outputs = self._llm.generate(prompt, sampling, request_id)
+        # A grammar starts at the first token unless the request lets the model reason first.
+        structured = params.structured
+        reasoning_ended = None if structured is None else not structured.after_reasoning
+        outputs = self._llm.generate(prompt, sampling, request_id, reasoning_ended=reasoning_ended)
         try:
             # aclosing: a consumer that stops early aborts the engine request now, not at GC.
             async with aclosing(outputs):
@@ -126,6 +136,18 @@ class VllmEngine:
         await asyncio.to_thread(self._llm.shutdown)
 
 
+def _structured_outputs(structured: StructuredOutput | None) -> Any:
+    if structured is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    if structured.json_schema is not None:
+        return StructuredOutputsParams(json=structured.json_schema)
+    if structured.regex is not None:
+        return StructuredOutputsParams(regex=structured.regex)
+    return StructuredOutputsParams(json_object=True)
+
+
 def engine_args(config: EngineConfig, checkpoint: str, *, cpu: bool) -> dict[str, Any]:
     """Keyword arguments for `vllm.AsyncEngineArgs`."""
     args: dict[str, Any] = {
@@ -139,7 +161,21 @@ def engine_args(config: EngineConfig, checkpoint: str, *, cpu: bool) -> dict[str
         "quantization": config.quantization,
         "max_num_seqs": config.max_num_seqs,
         "disable_log_stats": True,
+        "structured_outputs_config": {
+            "backend": config.structured_output_backend,
+            # JSON grammars allow unbounded whitespace; models can loop on it until max_tokens.
+            "disable_any_whitespace": True,
+        },
     }
+    if config.reasoning_parser:
+        args["reasoning_parser"] = config.reasoning_parser
+    if config.enable_lora:
+        args.update(
+            enable_lora=True,
+            max_lora_rank=config.max_lora_rank,
+            max_loras=config.max_loras,
+            max_cpu_loras=config.max_cpu_loras,
+        )
     if cpu:
         args["kv_cache_memory_bytes"] = int(config.cpu_kv_cache_gib * GIB)
         # On the CPU build a seeded request whose prompt is prefilled in chunks kills the engine
@@ -171,9 +207,14 @@ def _visible_gpus(gpu_ids: list[int] | None) -> Iterator[None]:
 def _build_async_llm(config: EngineConfig, checkpoint: str) -> Any:
     prepare_vllm_environment()
     from vllm import AsyncEngineArgs
+    from vllm.config import StructuredOutputsConfig
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    args = AsyncEngineArgs(**engine_args(config, checkpoint, cpu=is_cpu_build()))
+    kwargs = engine_args(config, checkpoint, cpu=is_cpu_build())
+    kwargs["structured_outputs_config"] = StructuredOutputsConfig(
+        **kwargs["structured_outputs_config"]
+    )
+    args = AsyncEngineArgs(**kwargs)
     with _build_lock, _visible_gpus(config.gpu_ids):
         try:
             return AsyncLLM.from_engine_args(args)

@@ -3,6 +3,7 @@
     WorkersAIError                     status  code
     ├── BadInput                        400    5006  schema violations, template failures
     │   └── NotSupportedYet             400    5006  a parameter this server does not serve yet
+    ├── JsonModeNotMet                  400    5006  output ended before the JSON was complete
     ├── MissingBody                     400    3003  empty request body
     ├── NoSuchModel                     400    5007
     ├── AuthenticationError             401   10000
@@ -44,6 +45,14 @@ class BadInput(WorkersAIError):
 class NotSupportedYet(BadInput):
     def __init__(self, field: str) -> None:
         super().__init__(f"'{field}' is not supported by this server yet")
+
+
+class JsonModeNotMet(WorkersAIError):
+    status = 400
+    code = 5006
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"AiError: JSON Mode couldn't be met: {detail}")
 
 
 class MissingBody(WorkersAIError):

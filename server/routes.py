@@ -13,7 +13,8 @@ from sse_starlette import EventSourceResponse
 from server.cancellation import cancel_on_disconnect
 from server.deps import Authenticated, ServedAccount, TextGenerationService
 from server.errors import BadInput, MissingBody, success_envelope
-from server.service import PreparedRequest, StreamEvent
+from server.output import StreamEvent
+from server.service import PreparedRequest
 from server.streaming import sse_stream
 
 STAND_IN_HEADER = "X-Workers-AI-Local-Stand-In"
@@ -35,10 +36,14 @@ async def run_model(model: str, request: Request, service: TextGenerationService
         # HTTP error rather than an in-band one.
         first = await cancel_on_disconnect(request, anext(events))
         return EventSourceResponse(
-            sse_stream(_prepend(first, events)), headers=headers, ping=0, sep="\n"
+            sse_stream(_prepend(first, events), include_reasoning=prepared.include_reasoning),
+            headers=headers,
+            ping=0,
+            sep="\n",
         )
     result = await cancel_on_disconnect(request, service.complete(prepared, request_id))
-    return JSONResponse(success_envelope(result.model_dump()), headers=headers)
+    unset = {"reasoning"} if result.reasoning is None else None
+    return JSONResponse(success_envelope(result.model_dump(exclude=unset)), headers=headers)
 
 
 async def read_json(request: Request) -> Any:

@@ -8,7 +8,7 @@ refused by the service with a clear error.
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 
 class _Wire(BaseModel):
@@ -57,6 +57,38 @@ class Function(_Wire):
     code: str
 
 
+class ToolParameters(_Wire):
+    type: str
+    properties: dict[str, Any]
+    required: list[str] | None = None
+
+
+class FunctionTool(_Wire):
+    """`{name, description, parameters}`, the first tool shape of the model pages."""
+
+    name: str
+    description: str
+    parameters: ToolParameters
+
+
+class WrappedTool(_Wire):
+    """`{type: "function", function: {...}}`, the second tool shape (OpenAI's)."""
+
+    type: str
+    function: FunctionTool
+
+
+_TOOL = TypeAdapter(FunctionTool | WrappedTool)
+
+
+class ResponseFormat(_Wire):
+    """R1-distill's JSON mode. `json_schema` is a bare JSON Schema; OpenAI's wrapped form
+    `{"name", "schema", "strict"}` is accepted too and unwrapped by the service."""
+
+    type: Literal["json_object", "json_schema"]
+    json_schema: Any = None
+
+
 class _Common(_Wire):
     """Fields both forms of both models share. Defaults and ranges are QwQ's."""
 
@@ -71,8 +103,12 @@ class _Common(_Wire):
     frequency_penalty: float | None = Field(default=None, ge=0, le=2)
     presence_penalty: float | None = Field(default=None, ge=0, le=2)
     guided_json: dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
     lora: str | None = None
+    # Extensions (not on Workers AI): reason first, then apply the JSON grammar after
+    # `</think>` (default from the model's config); return that reasoning in `result.reasoning`.
+    json_after_reasoning: bool | None = None
+    include_reasoning: bool = False
 
 
 class _R1Ranges(_Common):
@@ -91,6 +127,15 @@ class _PromptForm(_Wire):
 class _ChatForm(_Wire):
     tools: list[dict[str, Any]] | None = None
     functions: list[Function] | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_shapes(cls, tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        # Validate against the published shapes, but keep each tool exactly as sent: the chat
+        # template renders it verbatim.
+        for tool in tools or []:
+            _TOOL.validate_python(tool, strict=True)
+        return tools
 
 
 class QwqPrompt(_Common, _PromptForm):
@@ -126,6 +171,9 @@ class ToolCall(_Wire):
 
 
 class TextGenerationResult(_Wire):
-    response: str
+    """`response` is the text, or in JSON mode the parsed JSON value."""
+
+    response: Any
     tool_calls: list[ToolCall] = []
     usage: Usage
+    reasoning: str | None = None

@@ -1,16 +1,17 @@
 """Text generation: request -> template -> tokens -> engine -> result. No HTTP here."""
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from chat_templates import ChatTemplate, ChatTemplateError
+from chat_templates import ChatTemplate
 from engine.errors import EngineDeadError, EngineError, EngineRequestError
 from engine.protocol import Engine
-from engine.types import GenerationParams
+from engine.types import GenerationParams, StructuredOutput
 from server.catalog import ModelSpec
 from server.errors import (
     BadInput,
@@ -20,21 +21,24 @@ from server.errors import (
     NotSupportedYet,
     RequestTimeout,
 )
-from server.schemas import (
-    ImagePart,
-    MessagesInput,
-    PromptInput,
-    QwqMessage,
-    TextGenerationResult,
-    TextPart,
-    Usage,
+from server.json_mode import parse_json_output, structured_output
+from server.output import (
+    Finished,
+    OutputPlan,
+    OutputShaper,
+    ReasoningChunk,
+    StreamEvent,
+    TextChunk,
+    ToolCallChunk,
 )
+from server.prompts import opens_reasoning, render_prompt
+from server.schemas import MessagesInput, PromptInput, TextGenerationResult, ToolCall, Usage
 from server.validation import parse_input
 
 logger = logging.getLogger(__name__)
 
 # Parameters of the wire schemas this server does not serve yet.
-NOT_YET_SERVED = ("guided_json", "response_format", "tools", "functions", "lora")
+NOT_YET_SERVED = ("functions", "lora")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class ServedModel:
     template: ChatTemplate
     context_window: int
     stand_in: str | None = None
+    json_after_reasoning: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,21 +58,14 @@ class PreparedRequest:
     model: ServedModel
     prompt_token_ids: list[int]
     params: GenerationParams
+    plan: OutputPlan
     stream: bool
     timeout_s: float
+    include_reasoning: bool = False
 
-
-@dataclass(frozen=True, slots=True)
-class TextChunk:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    usage: Usage
-
-
-StreamEvent = TextChunk | Finished
+    @property
+    def json_mode(self) -> bool:
+        return self.params.structured is not None
 
 
 class TextGeneration:
@@ -93,34 +91,61 @@ class TextGeneration:
         estimated = len(prompt_token_ids) + request.max_tokens
         if estimated > model.context_window:
             raise ContextWindowExceeded(estimated, model.context_window)
+        structured = structured_output(request, default_after_reasoning=model.json_after_reasoning)
+        reasoning_in_output = opens_reasoning(prompt) and (
+            structured is None or structured.after_reasoning
+        )
         budget = self._timeout_s if timeout_s is None else min(timeout_s, self._timeout_s)
         return PreparedRequest(
             model=model,
             prompt_token_ids=prompt_token_ids,
-            params=generation_params(request),
+            params=generation_params(request, structured),
+            plan=OutputPlan(
+                in_reasoning=reasoning_in_output,
+                hide_reasoning=structured is not None,
+                parse_tools=bool(getattr(request, "tools", None)),
+            ),
             stream=request.stream,
             timeout_s=budget,
+            include_reasoning=request.include_reasoning,
         )
 
     async def complete(self, request: PreparedRequest, request_id: str) -> TextGenerationResult:
         """Generate the whole response."""
-        pieces: list[str] = []
+        text: list[str] = []
+        reasoning: list[str] = []
+        calls: list[ToolCall] = []
         async for event in self.events(request, request_id):
             if isinstance(event, TextChunk):
-                pieces.append(event.text)
+                text.append(event.text)
+            elif isinstance(event, ReasoningChunk):
+                reasoning.append(event.text)
+            elif isinstance(event, ToolCallChunk):
+                calls.append(event.call)
             else:
-                return TextGenerationResult(response="".join(pieces), usage=event.usage)
+                response: Any = "".join(text)
+                if request.json_mode:
+                    response = json.loads(response)  # events() has checked it parses
+                return TextGenerationResult(
+                    response=response,
+                    tool_calls=calls,
+                    usage=event.usage,
+                    reasoning="".join(reasoning) if request.include_reasoning else None,
+                )
         raise InternalError()  # events() always ends with Finished
 
     async def events(
         self, request: PreparedRequest, request_id: str
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Text chunks as the engine produces them, then one Finished with usage.
+        """Shaped output as the engine produces it, then one Finished with usage.
 
-        Engine failures and the request deadline surface as WorkersAIError. Closing the
-        iterator (client gone) aborts the engine request.
+        Engine failures, the request deadline and unmet JSON mode surface as WorkersAIError.
+        Closing the iterator (client gone) aborts the engine request.
         """
+        shaper = OutputShaper(request.plan)
+        json_text: list[str] = []
         completion_tokens = 0
+        finish_reason = None
         deadline = asyncio.get_running_loop().time() + request.timeout_s
         deltas = request.model.engine.generate(request.prompt_token_ids, request.params, request_id)
         try:
@@ -133,8 +158,11 @@ class TextGeneration:
                     if delta is None:
                         break
                     completion_tokens += delta.token_count
-                    if delta.text:
-                        yield TextChunk(delta.text)
+                    finish_reason = delta.finish_reason or finish_reason
+                    for event in shaper.feed(delta.text):
+                        if isinstance(event, TextChunk):
+                            json_text.append(event.text)
+                        yield event
         except TimeoutError:
             raise RequestTimeout() from None
         except EngineRequestError as error:
@@ -144,6 +172,12 @@ class TextGeneration:
             raise InternalError() from None
         except EngineError:
             raise InternalError() from None
+        for event in shaper.finish():
+            if isinstance(event, TextChunk):
+                json_text.append(event.text)
+            yield event
+        if request.json_mode:
+            parse_json_output("".join(json_text), finish_reason, request.params.max_tokens)
         prompt_tokens = len(request.prompt_token_ids)
         yield Finished(
             Usage(
@@ -154,47 +188,9 @@ class TextGeneration:
         )
 
 
-def render_prompt(template: ChatTemplate, request: PromptInput | MessagesInput) -> str:
-    """The text the model sees: the raw prompt, or the conversation through the chat template."""
-    if isinstance(request, PromptInput):
-        if request.raw:
-            return request.prompt
-        messages: list[dict[str, Any]] = [{"role": "user", "content": request.prompt}]
-    else:
-        messages = [_message_dict(message, index) for index, message in enumerate(request.messages)]
-    try:
-        return template.render(messages, add_generation_prompt=True)
-    except ChatTemplateError as error:
-        raise BadInput(str(error)) from None
-
-
-def _message_dict(message: Any, index: int) -> dict[str, Any]:
-    content = message.content
-    if isinstance(message, QwqMessage):
-        content = _flatten_parts(content, index)
-    result: dict[str, Any] = {"role": message.role, "content": content}
-    if message.tool_calls is not None:
-        result["tool_calls"] = message.tool_calls
-    if message.tool_call_id is not None:
-        result["tool_call_id"] = message.tool_call_id
-    return result
-
-
-def _flatten_parts(content: Any, index: int) -> str | None:
-    if content is None or isinstance(content, str):
-        return content
-    parts = [content] if isinstance(content, TextPart | ImagePart) else content
-    texts: list[str] = []
-    for position, part in enumerate(parts):
-        if isinstance(part, ImagePart):
-            raise BadInput(
-                f"'/messages/{index}/content/{position}' is an image; this model takes text only"
-            )
-        texts.append(part.text)
-    return "\n".join(texts)
-
-
-def generation_params(request: PromptInput | MessagesInput) -> GenerationParams:
+def generation_params(
+    request: PromptInput | MessagesInput, structured: StructuredOutput | None
+) -> GenerationParams:
     """Engine sampling parameters from a validated request."""
     return GenerationParams(
         max_tokens=request.max_tokens,
@@ -205,4 +201,5 @@ def generation_params(request: PromptInput | MessagesInput) -> GenerationParams:
         repetition_penalty=request.repetition_penalty,
         frequency_penalty=request.frequency_penalty,
         presence_penalty=request.presence_penalty,
+        structured=structured,
     )

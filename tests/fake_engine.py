@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from engine.errors import EngineError
 from engine.types import (
+    Adapter,
     CheckpointTemplate,
     Delta,
     EngineStatus,
@@ -36,9 +37,13 @@ class FakeEngine:
     calls: list[Call] = field(default_factory=list)
     running: int = 0
     aborted: int = 0
+    loaded_adapters: list[Adapter] = field(default_factory=list)
 
     def encode(self, text: str) -> list[int]:
         return [ord(character) for character in text]
+
+    async def load_adapter(self, adapter: Adapter) -> None:
+        self.loaded_adapters.append(adapter)
 
     def checkpoint_template(self) -> CheckpointTemplate | None:
         return CheckpointTemplate(

@@ -69,7 +69,7 @@ def test_context_window(
 def test_timeout_aborts_the_engine_request(api: httpx.Client) -> None:
     response = api.post(
         f"/client/v4/accounts/a/ai/run/{QWQ}",
-        json={"prompt": "Hi", "max_tokens": 20000, "temperature": 1.0},
+        json={"prompt": "Hi", "max_tokens": 20000, "temperature": 0},
         headers={"cf-aig-request-timeout": "500"},
     )
 
