@@ -103,9 +103,11 @@ class VllmEngine:
         except (ValueError, VLLMClientError) as error:
             raise EngineRequestError(str(error)) from None
         prompt = TokensPrompt(prompt_token_ids=prompt_token_ids)
-        # A grammar starts at the first token unless the request lets the model reason first.
+        # A grammar starts at the first token (reasoning_ended=True) unless the request lets the
+        # model reason first; then None lets the engine's reasoning parser find the end of the
+        # reasoning, in the output or already in the prompt.
         structured = params.structured
-        reasoning_ended = None if structured is None else not structured.after_reasoning
+        reasoning_ended = True if structured and not structured.after_reasoning else None
         outputs = self._llm.generate(prompt, sampling, request_id, reasoning_ended=reasoning_ended)
         try:
             # aclosing: a consumer that stops early aborts the engine request now, not at GC.

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from engine.protocol import Engine
-from server import health, routes
+from server import health, model_routes, routes
 from server.engines import bind_models, start_engines
 from server.errors import (
     BadInput,
@@ -49,6 +49,8 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
     app.include_router(health.router)
     app.include_router(routes.accounts, prefix="/client/v4")
     app.include_router(routes.accounts)
+    app.include_router(model_routes.router, prefix="/client/v4")
+    app.include_router(model_routes.router)
     _add_error_handlers(app)
     return app
 

@@ -58,6 +58,7 @@ def bind_models(settings: Settings, engines: Mapping[str, Engine]) -> dict[str, 
             template=_template(model, engine),
             context_window=window,
             stand_in=model.stand_in,
+            json_after_reasoning=model.json_after_reasoning,
         )
         _log_model(model, window, spec.context_window)
     return served

@@ -38,6 +38,11 @@ class ModelSettings(BaseModel):
         description="Set when another model answers under this name; shown in logs and in the "
         "X-Workers-AI-Local-Stand-In response header.",
     )
+    json_after_reasoning: bool = Field(
+        default=False,
+        description="JSON mode lets the model reason first and applies the grammar after "
+        "</think> (Workers AI applies it from the first token). Requests can override it.",
+    )
 
     @field_validator("name")
     @classmethod
