@@ -1,6 +1,7 @@
 """The application factory."""
 
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -10,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from engine.protocol import Engine
-from server import health, model_routes, routes
+from server import gateway_routes, health, model_routes, openai_routes, routes
 from server.engines import bind_models, start_engines
 from server.errors import (
     BadInput,
@@ -45,12 +46,16 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.started_at = time.time()
     app.state.models = {}
     app.include_router(health.router)
     app.include_router(routes.accounts, prefix="/client/v4")
     app.include_router(routes.accounts)
     app.include_router(model_routes.router, prefix="/client/v4")
     app.include_router(model_routes.router)
+    app.include_router(openai_routes.router, prefix="/client/v4")
+    app.include_router(openai_routes.router)
+    app.include_router(gateway_routes.router)
     _add_error_handlers(app)
     return app
 

@@ -6,6 +6,7 @@ JSON mode lets the model reason first) and completed tool calls, in order.
 
 from dataclasses import dataclass
 
+from engine.types import FinishReason
 from server.reasoning import ReasoningSplitter, Segment
 from server.schemas import ToolCall, Usage
 from server.tool_calls import ToolCallParser
@@ -31,6 +32,7 @@ class ToolCallChunk:
 @dataclass(frozen=True, slots=True)
 class Finished:
     usage: Usage
+    finish_reason: FinishReason | None = None
 
 
 StreamEvent = TextChunk | ReasoningChunk | ToolCallChunk | Finished

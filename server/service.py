@@ -11,7 +11,7 @@ from typing import Any
 from chat_templates import ChatTemplate
 from engine.errors import EngineDeadError, EngineError, EngineRequestError
 from engine.protocol import Engine
-from engine.types import GenerationParams, StructuredOutput
+from engine.types import FinishReason, GenerationParams, StructuredOutput
 from server.catalog import ModelSpec
 from server.errors import (
     BadInput,
@@ -76,9 +76,18 @@ class TextGeneration:
         self._timeout_s = timeout_s
 
     def prepare(
-        self, model_name: str, body: Any, timeout_s: float | None = None
+        self,
+        model_name: str,
+        body: Any,
+        timeout_s: float | None = None,
+        *,
+        separate_reasoning: bool = False,
     ) -> PreparedRequest:
-        """Validate, template and tokenize a request; raises WorkersAIError subclasses."""
+        """Validate, template and tokenize a request; raises WorkersAIError subclasses.
+
+        `separate_reasoning` keeps the reasoning out of the response text and emits it as
+        ReasoningChunk events (the OpenAI-compatible routes' `reasoning_content`).
+        """
         model = self._models.get(model_name)
         if model is None:
             raise NoSuchModel(model_name)
@@ -102,37 +111,36 @@ class TextGeneration:
             params=generation_params(request, structured),
             plan=OutputPlan(
                 in_reasoning=reasoning_in_output,
-                hide_reasoning=structured is not None,
+                hide_reasoning=structured is not None or separate_reasoning,
                 parse_tools=bool(getattr(request, "tools", None)),
             ),
             stream=request.stream,
             timeout_s=budget,
-            include_reasoning=request.include_reasoning,
+            include_reasoning=request.include_reasoning or separate_reasoning,
         )
 
+    def model_names(self) -> list[str]:
+        return sorted(self._models)
+
+    def spec(self, model_name: str) -> ModelSpec:
+        """The published facts of a served model; raises NoSuchModel."""
+        model = self._models.get(model_name)
+        if model is None:
+            raise NoSuchModel(model_name)
+        return model.spec
+
     async def complete(self, request: PreparedRequest, request_id: str) -> TextGenerationResult:
-        """Generate the whole response."""
-        text: list[str] = []
-        reasoning: list[str] = []
-        calls: list[ToolCall] = []
-        async for event in self.events(request, request_id):
-            if isinstance(event, TextChunk):
-                text.append(event.text)
-            elif isinstance(event, ReasoningChunk):
-                reasoning.append(event.text)
-            elif isinstance(event, ToolCallChunk):
-                calls.append(event.call)
-            else:
-                response: Any = "".join(text)
-                if request.json_mode:
-                    response = json.loads(response)  # events() has checked it parses
-                return TextGenerationResult(
-                    response=response,
-                    tool_calls=calls,
-                    usage=event.usage,
-                    reasoning="".join(reasoning) if request.include_reasoning else None,
-                )
-        raise InternalError()  # events() always ends with Finished
+        """Generate the whole response, in Workers AI's `result` shape."""
+        output = await collect(self.events(request, request_id))
+        response: Any = output.text
+        if request.json_mode:
+            response = json.loads(response)  # events() has checked that it parses
+        return TextGenerationResult(
+            response=response,
+            tool_calls=output.tool_calls,
+            usage=output.usage,
+            reasoning=output.reasoning if request.include_reasoning else None,
+        )
 
     async def events(
         self, request: PreparedRequest, request_id: str
@@ -184,8 +192,39 @@ class TextGeneration:
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 total_tokens=prompt_tokens + completion_tokens,
-            )
+            ),
+            finish_reason,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """A whole generation, gathered from its events."""
+
+    text: str
+    reasoning: str
+    tool_calls: list[ToolCall]
+    usage: Usage
+    finish_reason: FinishReason | None
+
+
+async def collect(events: AsyncGenerator[StreamEvent, None]) -> Collected:
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: list[ToolCall] = []
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, TextChunk):
+                text.append(event.text)
+            elif isinstance(event, ReasoningChunk):
+                reasoning.append(event.text)
+            elif isinstance(event, ToolCallChunk):
+                calls.append(event.call)
+            else:
+                return Collected(
+                    "".join(text), "".join(reasoning), calls, event.usage, event.finish_reason
+                )
+    raise InternalError()  # events() always ends with Finished
 
 
 def generation_params(
