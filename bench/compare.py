@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 
 from engine.checkpoints import prepare_checkpoint
+from engine.config import EngineConfig
+from engine.vllm_engine import engine_args, is_cpu_build
 from server.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,7 +184,7 @@ def started(command: list[str], health_url: str, log: Path, env: dict[str, str])
             process.kill()
 
 
-def bench_config(source: Path, workdir: Path) -> tuple[Path, Path, dict[str, object]]:
+def bench_config(source: Path, workdir: Path) -> tuple[Path, Path, EngineConfig]:
     """A one-model config for ours, and the checkpoint and engine settings both servers use."""
     settings = load_settings(source)
     model = next(model for model in settings.models if model.name == MODEL)
@@ -193,23 +195,36 @@ def bench_config(source: Path, workdir: Path) -> tuple[Path, Path, dict[str, obj
     config.write_text(
         json.dumps({"models": [{"name": MODEL, "engine": engine.model_dump(exclude_none=True)}]})
     )
-    return config, checkpoint, engine.model_dump()
+    return config, checkpoint, engine
+
+
+def vllm_serve_flags(args: dict[str, object]) -> list[str]:
+    """`vllm serve` flags for the engine arguments our server uses, so both engines match."""
+    flags: list[str] = []
+    for name, value in args.items():
+        if name == "model" or value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif isinstance(value, dict):
+            flags += [flag, json.dumps(value)]
+        else:
+            flags += [flag, str(value)]
+    if args.get("enable_chunked_prefill") is False:
+        flags.append("--no-enable-chunked-prefill")
+    return flags
 
 
 def run_all(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     config, checkpoint, engine = bench_config(args.config, workdir)
     env = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN, "VLLM_TARGET_DEVICE": "cpu"}
-    kv_bytes = str(int(float(str(engine["cpu_kv_cache_gib"])) * (1 << 30)))
     theirs_cmd = [
         sys.executable, "-m", "bench.vllm_launcher", "serve", str(checkpoint),
-        "--port", str(args.port), "--served-model-name", "tiny",
-        "--max-model-len", str(engine["max_model_len"]), "--dtype", str(engine["dtype"]),
-        "--kv-cache-memory-bytes", kv_bytes, "--seed", str(engine["seed"]),
-        "--disable-log-stats", "--disable-uvicorn-access-log",
+        "--port", str(args.port), "--served-model-name", "tiny", "--disable-uvicorn-access-log",
+        *vllm_serve_flags(engine_args(engine, str(checkpoint), cpu=is_cpu_build())),
     ]  # fmt: skip
-    if engine["enforce_eager"]:
-        theirs_cmd.append("--enforce-eager")
     ours_cmd = [
         sys.executable, "-m", "server.cli", "serve", "--config", str(config),
         "--port", str(args.port), "--log-level", "warning",

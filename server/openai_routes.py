@@ -89,7 +89,7 @@ async def _encoded(
     first: dict[str, Any] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """OpenAI SSE: `data: <chunk>` events, then `data: [DONE]`; an error after the first byte
-    becomes one in-band event in the Cloudflare error shape."""
+    becomes one in-band event carrying both OpenAI's and Cloudflare's error shapes."""
     if first is not None:
         yield encode(first)
     try:
@@ -98,5 +98,7 @@ async def _encoded(
                 for payload in payloads(event):
                     yield encode(payload)
     except WorkersAIError as error:
-        yield encode({"errors": [{"code": error.code, "message": error.message}]})
+        # Both shapes: OpenAI SDKs raise on `error`, Workers AI clients read `errors`.
+        detail = {"code": error.code, "message": error.message}
+        yield encode({"error": detail, "errors": [detail]})
     yield DONE

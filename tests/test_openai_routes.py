@@ -287,3 +287,17 @@ def test_reject_if_busy_is_accepted(client: TestClient, path: str, body: dict[st
     response = client.post(path, json={**body, "options": {"rejectIfBusy": True}}, headers=AUTH)
 
     assert response.status_code == 200
+
+
+def test_error_after_the_first_byte_is_in_band(
+    client: TestClient, engines: dict[str, FakeEngine]
+) -> None:
+    from engine.errors import EngineError
+
+    engines[QWQ].failure = EngineError("boom")
+    engines[QWQ].fail_at = 1
+
+    chunks = sse_payloads(chat(client, stream=True).text)
+
+    detail = {"code": 3043, "message": "Internal server error"}
+    assert chunks[-1] == {"error": detail, "errors": [detail]}
