@@ -3,7 +3,14 @@
 from collections.abc import AsyncGenerator
 from typing import Protocol
 
-from engine.types import Adapter, CheckpointTemplate, Delta, EngineStatus, GenerationParams
+from engine.types import (
+    Adapter,
+    CheckpointInfo,
+    CheckpointTemplate,
+    Delta,
+    EngineStatus,
+    GenerationParams,
+)
 
 
 class Engine(Protocol):
@@ -22,9 +29,14 @@ class Engine(Protocol):
         """The chat template shipped with the checkpoint, if any."""
         ...
 
+    def checkpoint_info(self) -> CheckpointInfo:
+        """The loaded checkpoint and its layer sizes, which LoRA adapters must fit."""
+        ...
+
     async def load_adapter(self, adapter: Adapter) -> None:
         """Make `adapter` ready for `generate`; raises EngineRequestError if the engine
-        refuses it. The engine keeps serving other requests either way."""
+        refuses it. The engine keeps serving other requests either way. Call it before every
+        `generate` with `params.adapter` set: it is cheap once the adapter is loaded."""
         ...
 
     def generate(

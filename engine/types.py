@@ -1,5 +1,6 @@
 """Plain data passed across the engine seam."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -75,3 +76,47 @@ class CheckpointTemplate:
     source: str
     bos_token: str = ""
     eos_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointInfo:
+    """Where the served weights came from and the sizes of their decoder's linear layers:
+    what a LoRA adapter must fit. `source` is the model id or local path the engine loaded."""
+
+    source: str
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+
+    @classmethod
+    def from_hf_config(cls, source: str, config: Mapping[str, Any]) -> "CheckpointInfo":
+        """Read a Hugging Face `config.json` of a Llama/Qwen2-style decoder."""
+        heads = int(config["num_attention_heads"])
+        head_dim = config.get("head_dim") or int(config["hidden_size"]) // heads
+        return cls(
+            source=source,
+            hidden_size=int(config["hidden_size"]),
+            intermediate_size=int(config["intermediate_size"]),
+            num_layers=int(config["num_hidden_layers"]),
+            num_heads=heads,
+            num_kv_heads=int(config.get("num_key_value_heads") or heads),
+            head_dim=int(head_dim),
+        )
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in_features, out_features) of each linear layer of one decoder layer."""
+        q = self.num_heads * self.head_dim
+        kv = self.num_kv_heads * self.head_dim
+        hidden, intermediate = self.hidden_size, self.intermediate_size
+        return {
+            "q_proj": (hidden, q),
+            "k_proj": (hidden, kv),
+            "v_proj": (hidden, kv),
+            "o_proj": (q, hidden),
+            "gate_proj": (hidden, intermediate),
+            "up_proj": (hidden, intermediate),
+            "down_proj": (intermediate, hidden),
+        }

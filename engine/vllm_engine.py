@@ -20,6 +20,7 @@ from engine.errors import EngineDeadError, EngineError, EngineRequestError, Engi
 from engine.sampling import sampling_kwargs
 from engine.types import (
     Adapter,
+    CheckpointInfo,
     CheckpointTemplate,
     Delta,
     EngineStatus,
@@ -27,6 +28,7 @@ from engine.types import (
     GenerationParams,
     StructuredOutput,
 )
+from engine.vllm_lora import VllmAdapters
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +64,22 @@ class VllmEngine:
         self._name = name
         self._tokenizer = llm.get_tokenizer()
         self._defaults: dict[str, Any] = llm.model_config.get_diff_sampling_param()
+        self._adapters: VllmAdapters | None = None
 
     @classmethod
     async def start(cls, config: EngineConfig, checkpoint: Path | str, name: str) -> "VllmEngine":
         """Build the engine off the event loop; raises EngineStartError on failure."""
         llm = await asyncio.to_thread(_build_async_llm, config, str(checkpoint))
-        return cls(llm, name)
+        engine = cls(llm, name)
+        if config.enable_lora:
+            try:
+                engine._adapters = await VllmAdapters.start(
+                    llm, name, engine.checkpoint_info(), cpu=is_cpu_build()
+                )
+            except EngineError as error:
+                await asyncio.to_thread(llm.shutdown)
+                raise EngineStartError(f"could not set up LoRA for {name}: {error}") from error
+        return engine
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False)
@@ -83,8 +95,16 @@ class VllmEngine:
             eos_token=self._tokenizer.eos_token or "",
         )
 
+    def checkpoint_info(self) -> CheckpointInfo:
+        model_config = self._llm.model_config
+        return CheckpointInfo.from_hf_config(
+            str(model_config.model), model_config.hf_text_config.to_dict()
+        )
+
     async def load_adapter(self, adapter: Adapter) -> None:
-        raise EngineRequestError("LoRA adapters are not supported by this engine yet")
+        if self._adapters is None:
+            raise EngineRequestError(f"LoRA is not enabled for {self._name}")
+        await self._adapters.load(adapter)
 
     async def generate(
         self, prompt_token_ids: list[int], params: GenerationParams, request_id: str
@@ -103,12 +123,17 @@ class VllmEngine:
         except (ValueError, VLLMClientError) as error:
             raise EngineRequestError(str(error)) from None
         prompt = TokensPrompt(prompt_token_ids=prompt_token_ids)
+        if params.adapter is not None and self._adapters is None:
+            raise EngineRequestError(f"LoRA is not enabled for {self._name}")
+        lora = None if self._adapters is None else self._adapters.request_for(params.adapter)
         # A grammar starts at the first token (reasoning_ended=True) unless the request lets the
         # model reason first; then None lets the engine's reasoning parser find the end of the
         # reasoning, in the output or already in the prompt.
         structured = params.structured
         reasoning_ended = True if structured and not structured.after_reasoning else None
-        outputs = self._llm.generate(prompt, sampling, request_id, reasoning_ended=reasoning_ended)
+        outputs = self._llm.generate(
+            prompt, sampling, request_id, lora_request=lora, reasoning_ended=reasoning_ended
+        )
         try:
             # aclosing: a consumer that stops early aborts the engine request now, not at GC.
             async with aclosing(outputs):
@@ -136,6 +161,8 @@ class VllmEngine:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._llm.shutdown)
+        if self._adapters is not None:
+            self._adapters.close()
 
 
 def _structured_outputs(structured: StructuredOutput | None) -> Any:
@@ -172,11 +199,14 @@ def engine_args(config: EngineConfig, checkpoint: str, *, cpu: bool) -> dict[str
     if config.reasoning_parser:
         args["reasoning_parser"] = config.reasoning_parser
     if config.enable_lora:
+        # On CPU, requests without an adapter use a zero adapter of their own, which takes a
+        # slot in the batch and in the cache (see engine.vllm_lora).
+        zero_adapter = 1 if cpu else 0
         args.update(
             enable_lora=True,
             max_lora_rank=config.max_lora_rank,
-            max_loras=config.max_loras,
-            max_cpu_loras=config.max_cpu_loras,
+            max_loras=config.max_loras + zero_adapter,
+            max_cpu_loras=config.max_cpu_loras + zero_adapter,
         )
     if cpu:
         args["kv_cache_memory_bytes"] = int(config.cpu_kv_cache_gib * GIB)

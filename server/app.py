@@ -11,7 +11,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from engine.protocol import Engine
-from server import gateway_routes, health, model_routes, openai_routes, routes
+from server import (
+    finetune_routes,
+    gateway_routes,
+    health,
+    model_routes,
+    openai_routes,
+    routes,
+)
 from server.engines import bind_models, start_engines
 from server.errors import (
     BadInput,
@@ -20,6 +27,7 @@ from server.errors import (
     NoRoute,
     WorkersAIError,
 )
+from server.finetunes import serve_finetunes
 from server.service import TextGeneration
 from server.settings import Settings
 
@@ -36,6 +44,7 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
             models = bind_models(settings, running)
             app.state.models = models
             app.state.text_generation = TextGeneration(models, settings.request_timeout_s)
+            app.state.finetunes = serve_finetunes(settings, models)
             yield
 
     app = FastAPI(
@@ -55,6 +64,8 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
     app.include_router(model_routes.router)
     app.include_router(openai_routes.router, prefix="/client/v4")
     app.include_router(openai_routes.router)
+    app.include_router(finetune_routes.router, prefix="/client/v4")
+    app.include_router(finetune_routes.router)
     app.include_router(gateway_routes.router)
     _add_error_handlers(app)
     return app

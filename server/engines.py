@@ -7,6 +7,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from chat_templates import ChatTemplate
+from engine.adapter_format import AdapterLimits, BaseModel
+from engine.adapters import AdapterIds, AdapterStore, model_slug
 from engine.protocol import Engine
 from server.catalog import MODELS
 from server.service import ServedModel
@@ -46,8 +48,9 @@ async def start_engines(settings: Settings, stack: AsyncExitStack) -> dict[str, 
 
 
 def bind_models(settings: Settings, engines: Mapping[str, Engine]) -> dict[str, ServedModel]:
-    """Pair each configured model name with its engine, template and served window."""
+    """Pair each configured model name with its engine, template, served window and adapters."""
     served: dict[str, ServedModel] = {}
+    adapter_ids: dict[int, AdapterIds] = {}  # one per engine: models sharing one share its ids
     for model in settings.models:
         spec = MODELS[model.name]
         engine = engines[model.name]
@@ -59,9 +62,34 @@ def bind_models(settings: Settings, engines: Mapping[str, Engine]) -> dict[str, 
             context_window=window,
             stand_in=model.stand_in,
             json_after_reasoning=model.json_after_reasoning,
+            adapters=_adapter_store(
+                settings, model, engine, adapter_ids.setdefault(id(engine), AdapterIds())
+            ),
         )
         _log_model(model, window, spec.context_window)
     return served
+
+
+def _adapter_store(
+    settings: Settings, model: ModelSettings, engine: Engine, ids: AdapterIds
+) -> AdapterStore | None:
+    """The model's LoRA adapters, or None when its engine serves none.
+
+    An adapter's `base_model_name_or_path` may name the Workers AI model, the checkpoint the
+    engine loaded (id or path), or the built-in checkpoint.
+    """
+    if not model.engine.enable_lora:
+        return None
+    checkpoint = engine.checkpoint_info()
+    names = {model.name, checkpoint.source, model.engine.checkpoint, model.engine.builtin}
+    base = BaseModel(
+        name=model.name,
+        accepted_names=frozenset(name for name in names if name),
+        checkpoint=checkpoint,
+    )
+    root = settings.resolved_adapters_dir() / model_slug(model.name)
+    logger.info("%s: LoRA adapters are read from %s", model.name, root)
+    return AdapterStore(root, base, AdapterLimits(max_rank=model.engine.max_lora_rank), ids)
 
 
 def _template(model: ModelSettings, engine: Engine) -> ChatTemplate:

@@ -2,16 +2,23 @@
 
     WorkersAIError                     status  code
     ├── BadInput                        400    5006  schema violations, template failures
-    │   └── NotSupportedYet             400    5006  a parameter this server does not serve yet
+    │   ├── NotSupportedYet             400    5006  a parameter this server does not serve yet
+    │   └── InvalidFinetune             400    5006  LoRA adapter unsafe, malformed or unfit
     ├── JsonModeNotMet                  400    5006  output ended before the JSON was complete
     ├── MissingBody                     400    3003  empty request body
+    ├── FinetuneMissingFiles            400    3039  LoRA adapter folder lacks a required file
     ├── NoSuchModel                     400    5007
     ├── AuthenticationError             401   10000
     ├── NoRoute                         404    7000  unknown path
     ├── CouldNotRoute                   404    7003  account id not served here
+    ├── FinetuneNotFound                404    3037  no LoRA adapter of that name or id
     ├── MethodNotAllowed                405    7001
+    ├── LoraNotSupported                405    5005  `lora` on a model served without LoRA
     ├── RequestTimeout                  408    3007
+    ├── FinetuneExists                  409    3045  a finetune of that name exists already
+    ├── FinetuneAssetExists             409    3046  finetune assets cannot be replaced
     ├── ContextWindowExceeded           413    5021
+    ├── RequestTooLarge                 413    3006  an upload over the size limit
     ├── EngineUnavailable               503    3040  engine not (yet) running
     └── InternalError                   500    3043  never echoes internal exception text
 
@@ -47,6 +54,11 @@ class NotSupportedYet(BadInput):
         super().__init__(f"'{field}' is not supported by this server yet")
 
 
+class InvalidFinetune(BadInput):
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"Finetune {name} cannot be used: {reason}")
+
+
 class JsonModeNotMet(WorkersAIError):
     status = 400
     code = 5006
@@ -59,6 +71,17 @@ class MissingBody(WorkersAIError):
     status = 400
     code = 3003
     default_message = "Request is missing headers or body: body"
+
+
+class FinetuneMissingFiles(WorkersAIError):
+    status = 400
+    code = 3039
+
+    def __init__(self, name: str, missing: list[str]) -> None:
+        super().__init__(
+            "Finetune is missing required files (adapter_model.safetensors and "
+            f"adapter_config.json): {name} has no {' and no '.join(missing)}"
+        )
 
 
 class NoSuchModel(WorkersAIError):
@@ -89,6 +112,15 @@ class CouldNotRoute(WorkersAIError):
         super().__init__(f"Could not route to {path}, perhaps your object identifier is invalid?")
 
 
+class FinetuneNotFound(WorkersAIError):
+    # Workers AI answers an unknown finetune with code 3037 (cloudflare-docs#14757); 404 here.
+    status = 404
+    code = 3037
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"AiError: Finetune {name} not found")
+
+
 class MethodNotAllowed(WorkersAIError):
     status = 405
     code = 7001
@@ -97,10 +129,38 @@ class MethodNotAllowed(WorkersAIError):
         super().__init__(f"{method} not supported for requested URI.")
 
 
+class LoraNotSupported(WorkersAIError):
+    status = 405
+    code = 5005
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model {model} does not support LoRa inference")
+
+
 class RequestTimeout(WorkersAIError):
     status = 408
     code = 3007
     default_message = "Request timeout"
+
+
+class FinetuneExists(WorkersAIError):
+    # 409 and both codes are this server's: Workers AI's answers are not documented.
+    status = 409
+    code = 3045
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(f"Finetune {name} already exists: {detail}")
+
+
+class FinetuneAssetExists(WorkersAIError):
+    status = 409
+    code = 3046
+
+    def __init__(self, name: str, file_name: str) -> None:
+        super().__init__(
+            f"Finetune {name} already has {file_name}: assets cannot be replaced "
+            "(create a new finetune instead)"
+        )
 
 
 class ContextWindowExceeded(WorkersAIError):
@@ -112,6 +172,14 @@ class ContextWindowExceeded(WorkersAIError):
             f"The estimated number of input and maximum output tokens ({estimated}) "
             f"exceeded this model context window limit ({window})."
         )
+
+
+class RequestTooLarge(WorkersAIError):
+    status = 413
+    code = 3006
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Request is too large: {detail}")
 
 
 class EngineUnavailable(WorkersAIError):

@@ -28,6 +28,7 @@ PASSED_THROUGH = (
     "repetition_penalty",
     "stream",
     "json_after_reasoning",
+    "lora",
 )
 
 

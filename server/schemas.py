@@ -1,9 +1,8 @@
 """Wire schemas of the two text-generation models, mirroring their published Workers AI schemas.
 
 Each model accepts one of two forms (the JSON Schema `oneOf` of its page): `prompt` (+ `raw`) or
-`messages`. Unknown fields are ignored, as Workers AI ignores them. Parameters that later work
-will serve (`guided_json`, `response_format`, `tools`, `functions`, `lora`) are accepted here and
-refused by the service with a clear error.
+`messages`. Unknown fields are ignored, as Workers AI ignores them. `functions` is accepted here
+and refused by the service with a clear error.
 """
 
 from typing import Any, Literal

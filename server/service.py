@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat_templates import ChatTemplate
+from engine.adapters import AdapterStore
 from engine.errors import EngineDeadError, EngineError, EngineRequestError
 from engine.protocol import Engine
-from engine.types import FinishReason, GenerationParams, StructuredOutput
+from engine.types import Adapter, FinishReason, GenerationParams, StructuredOutput
 from server.catalog import ModelSpec
 from server.errors import (
     BadInput,
@@ -22,6 +23,7 @@ from server.errors import (
     RequestTimeout,
 )
 from server.json_mode import parse_json_output, structured_output
+from server.lora import resolve_lora
 from server.output import (
     Finished,
     OutputPlan,
@@ -38,7 +40,7 @@ from server.validation import parse_input
 logger = logging.getLogger(__name__)
 
 # Parameters of the wire schemas this server does not serve yet.
-NOT_YET_SERVED = ("functions", "lora")
+NOT_YET_SERVED = ("functions",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class ServedModel:
     context_window: int
     stand_in: str | None = None
     json_after_reasoning: bool = False
+    adapters: AdapterStore | None = None  # None: served without LoRA
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,7 @@ class TextGeneration:
         for field in NOT_YET_SERVED:
             if getattr(request, field, None):
                 raise NotSupportedYet(field)
+        adapter = resolve_lora(model.spec.name, model.adapters, request.lora)
         prompt = render_prompt(model.template, request)
         prompt_token_ids = model.engine.encode(prompt)
         estimated = len(prompt_token_ids) + request.max_tokens
@@ -108,7 +112,7 @@ class TextGeneration:
         return PreparedRequest(
             model=model,
             prompt_token_ids=prompt_token_ids,
-            params=generation_params(request, structured),
+            params=generation_params(request, structured, adapter),
             plan=OutputPlan(
                 in_reasoning=reasoning_in_output,
                 hide_reasoning=structured is not None or separate_reasoning,
@@ -158,6 +162,9 @@ class TextGeneration:
         deltas = request.model.engine.generate(request.prompt_token_ids, request.params, request_id)
         try:
             async with aclosing(deltas):
+                if request.params.adapter is not None:
+                    async with asyncio.timeout_at(deadline):
+                        await request.model.engine.load_adapter(request.params.adapter)
                 while True:
                     # The deadline guards each step, never a `yield`: a timeout must cancel the
                     # engine request, not whatever the consumer is awaiting.
@@ -228,7 +235,9 @@ async def collect(events: AsyncGenerator[StreamEvent, None]) -> Collected:
 
 
 def generation_params(
-    request: PromptInput | MessagesInput, structured: StructuredOutput | None
+    request: PromptInput | MessagesInput,
+    structured: StructuredOutput | None,
+    adapter: Adapter | None = None,
 ) -> GenerationParams:
     """Engine sampling parameters from a validated request."""
     return GenerationParams(
@@ -241,4 +250,5 @@ def generation_params(
         frequency_penalty=request.frequency_penalty,
         presence_penalty=request.presence_penalty,
         structured=structured,
+        adapter=adapter,
     )

@@ -70,6 +70,17 @@ class Settings(BaseModel):
     )
     request_timeout_s: float = Field(default=600, gt=0)
     cache_dir: Path = DEFAULT_CACHE_DIR
+    adapters_dir: Path | None = Field(
+        default=None,
+        description="LoRA adapters: <adapters_dir>/<model slug>/<adapter name>/ (see "
+        "engine.adapters); default <cache_dir>/adapters.",
+    )
+    max_finetune_file_bytes: int = Field(
+        default=500 * 2**20,
+        ge=1,
+        description="The largest finetune asset an upload may send (Workers AI: adapters under "
+        "500 MB); enforced while the upload streams in.",
+    )
     models: list[ModelSettings] = Field(min_length=1)
 
     _split_tokens = field_validator("api_tokens", "account_ids", mode="before")(_split_commas)
@@ -95,6 +106,11 @@ class Settings(BaseModel):
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir.expanduser()
 
+    def resolved_adapters_dir(self) -> Path:
+        if self.adapters_dir is None:
+            return self.resolved_cache_dir() / "adapters"
+        return self.adapters_dir.expanduser()
+
 
 class EnvOverrides(BaseSettings):
     """Environment variables that override the YAML profile (prefix WORKERS_AI_LOCAL_)."""
@@ -107,6 +123,8 @@ class EnvOverrides(BaseSettings):
     account_ids: Annotated[list[str] | None, NoDecode] = None
     request_timeout_s: float | None = None
     cache_dir: Path | None = None
+    adapters_dir: Path | None = None
+    max_finetune_file_bytes: int | None = None
 
     _split = field_validator("api_tokens", "account_ids", mode="before")(_split_commas)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from engine.errors import EngineError
 from engine.types import (
     Adapter,
+    CheckpointInfo,
     CheckpointTemplate,
     Delta,
     EngineStatus,
@@ -27,6 +28,7 @@ class FakeEngine:
     """Encodes one token per character and yields `script` one piece per token.
 
     `fail_at` raises `failure` before yielding that piece; `delay` sleeps before each piece.
+    `adapter_failure` is raised by `load_adapter`. The checkpoint has the tiny models' sizes.
     """
 
     script: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "."])
@@ -38,11 +40,28 @@ class FakeEngine:
     running: int = 0
     aborted: int = 0
     loaded_adapters: list[Adapter] = field(default_factory=list)
+    adapter_failure: EngineError | None = None
+    checkpoint: CheckpointInfo = field(
+        default_factory=lambda: CheckpointInfo(
+            source="fake/tiny-qwen2",
+            hidden_size=128,
+            intermediate_size=256,
+            num_layers=2,
+            num_heads=2,
+            num_kv_heads=1,
+            head_dim=64,
+        )
+    )
 
     def encode(self, text: str) -> list[int]:
         return [ord(character) for character in text]
 
+    def checkpoint_info(self) -> CheckpointInfo:
+        return self.checkpoint
+
     async def load_adapter(self, adapter: Adapter) -> None:
+        if self.adapter_failure is not None:
+            raise self.adapter_failure
         self.loaded_adapters.append(adapter)
 
     def checkpoint_template(self) -> CheckpointTemplate | None:

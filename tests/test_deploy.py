@@ -44,6 +44,14 @@ PARAMS = 32.8e9
 EMBEDDING_PARAMS = 2 * 152064 * 5120
 # KV cache per token: layers x KV heads x head_dim x (K and V) x bytes = 256 KiB bf16, 128 KiB fp8.
 LAYERS, KV_HEADS, HEAD_DIM = 64, 8, 128
+HIDDEN, INTERMEDIATE, HEADS = 5120, 27648, 40
+# LoRA: vLLM reserves `max_loras` slots of `max_lora_rank` on every linear layer at startup,
+# A [rank, in] and B [out, rank] in the activation dtype. Inputs + outputs of one layer's 7:
+Q, KV = HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM
+LORA_FEATURES_PER_LAYER = (
+    (HIDDEN + Q) + 2 * (HIDDEN + KV) + (Q + HIDDEN)  # q, k, v, o
+    + 2 * (HIDDEN + INTERMEDIATE) + (INTERMEDIATE + HIDDEN)  # gate, up, down
+)  # fmt: skip
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 # Activations, sampler and CUDA graphs: vLLM measures them in its profiling run; an estimate.
 RUNTIME_RESERVE_GIB = 4.0
@@ -482,6 +490,13 @@ def weight_gib(engine: EngineConfig) -> float:
     pytest.fail(f"no memory model for quantization {engine.quantization!r}: add one here")
 
 
+def lora_gib(engine: EngineConfig) -> float:
+    if not engine.enable_lora:
+        return 0.0
+    slots = engine.max_loras * engine.max_lora_rank * LAYERS * LORA_FEATURES_PER_LAYER
+    return slots * DTYPE_BYTES[engine.dtype] / GIB
+
+
 def kv_gib(engine: EngineConfig) -> float:
     element = 1 if engine.kv_cache_dtype == "fp8" else DTYPE_BYTES[engine.dtype]
     return engine.max_model_len * LAYERS * KV_HEADS * HEAD_DIM * 2 * element / GIB
@@ -500,9 +515,17 @@ def test_one_full_length_sequence_fits_in_the_kv_cache(name: str, model: str) ->
     engine = engine_of(profile(name), model)
     assert engine.tensor_parallel_size == 1, "the budget below is for one GPU per engine"
     budget = engine.gpu_memory_utilization * PROFILE_GPU_GIB[name]
-    free_for_kv = budget - weight_gib(engine) - RUNTIME_RESERVE_GIB
+    free_for_kv = budget - weight_gib(engine) - RUNTIME_RESERVE_GIB - lora_gib(engine)
     assert kv_gib(engine) <= free_for_kv, (
         f"{model}: {engine.max_model_len} tokens need {kv_gib(engine):.1f} GiB of KV cache; "
         f"{budget:.1f} GiB - {weight_gib(engine):.1f} GiB weights - {RUNTIME_RESERVE_GIB} GiB "
-        f"runtime leaves {free_for_kv:.1f} GiB"
+        f"runtime - {lora_gib(engine):.1f} GiB LoRA slots leaves {free_for_kv:.1f} GiB"
     )
+
+
+def test_lora_slots_of_the_gpu_profiles_take_1_gib() -> None:
+    # 2 slots x rank 32 x 64 layers x 131072 x 2 bytes, as the profiles' comments say.
+    assert LORA_FEATURES_PER_LAYER == 131072
+    for name in PROFILES:
+        for model in profile(name).models:
+            assert lora_gib(model.engine) == 1.0

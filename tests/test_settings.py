@@ -40,6 +40,25 @@ def test_environment_overrides_the_profile(monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.port == 9999
 
 
+def test_adapters_dir_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WORKERS_AI_LOCAL_ADAPTERS_DIR", str(tmp_path))
+
+    settings = load_settings(REPO / "configs" / "cpu-tiny.yaml")
+
+    assert settings.resolved_adapters_dir() == tmp_path
+
+
+def test_adapters_dir_defaults_to_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKERS_AI_LOCAL_ADAPTERS_DIR", raising=False)
+    monkeypatch.setenv("WORKERS_AI_LOCAL_CACHE_DIR", "/srv/cache")
+
+    settings = load_settings(REPO / "configs" / "cpu-tiny.yaml")
+
+    assert settings.resolved_adapters_dir() == Path("/srv/cache/adapters")
+
+
 def test_cli_overrides_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKERS_AI_LOCAL_PORT", "9999")
 

@@ -1,6 +1,7 @@
 """One real server on configs/cpu-tiny.yaml for the whole integration session."""
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,9 +20,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def adapters_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session server's LoRA adapters: write them here, before or after it starts."""
+    return tmp_path_factory.mktemp("adapters")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, adapters_dir: Path) -> Iterator[RunningServer]:
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with running_server(TINY_CONFIG, log) as running:
+    with running_server(
+        TINY_CONFIG, log, WORKERS_AI_LOCAL_ADAPTERS_DIR=str(adapters_dir)
+    ) as running:
         yield running
 
 

@@ -19,6 +19,7 @@ from engine.checkpoints import prepare_checkpoint
 from engine.config import EngineConfig
 from engine.types import (
     Adapter,
+    CheckpointInfo,
     CheckpointTemplate,
     Delta,
     EngineStatus,
@@ -51,6 +52,9 @@ class ForcedEngine:
 
     def checkpoint_template(self) -> CheckpointTemplate | None:
         return self.inner.checkpoint_template()
+
+    def checkpoint_info(self) -> CheckpointInfo:
+        return self.inner.checkpoint_info()
 
     async def load_adapter(self, adapter: Adapter) -> None:
         await self.inner.load_adapter(adapter)

@@ -7,8 +7,11 @@ import httpx
 
 from tests.integration.test_run import QWQ, R1
 
-# Greedy decoding of these random-weight models loops without ever sampling an end token.
+# A grammar that only a very long answer satisfies: the engine cannot stop early on its own.
+ENDLESS = {"type": "array", "minItems": 5000, "items": {"type": "integer"}}
 LONG = {"prompt": "Tell me everything", "max_tokens": 20000, "temperature": 0}
+LONG_QWQ = {**LONG, "guided_json": ENDLESS}
+LONG_R1 = {**LONG, "response_format": {"type": "json_schema", "json_schema": ENDLESS}}
 
 
 def running_requests(api: httpx.Client, model: str) -> int:
@@ -28,7 +31,7 @@ def wait_for(api: httpx.Client, model: str, expected: int, within_s: float = 15)
 
 def test_streaming_client_disconnect_aborts(api: httpx.Client) -> None:
     url = f"/client/v4/accounts/a/ai/run/{R1}"
-    with api.stream("POST", url, json={**LONG, "stream": True}) as response:
+    with api.stream("POST", url, json={**LONG_R1, "stream": True}) as response:
         assert response.status_code == 200
         first = next(response.iter_bytes())
         assert first.startswith(b"data: ")
@@ -45,7 +48,7 @@ def test_non_streaming_client_disconnect_aborts(api: httpx.Client) -> None:
 
     def impatient_client() -> None:
         try:
-            httpx.post(url, json=LONG, headers=headers, timeout=httpx.Timeout(60, read=3))
+            httpx.post(url, json=LONG_QWQ, headers=headers, timeout=httpx.Timeout(60, read=3))
         except httpx.ReadTimeout as error:  # gives up and closes the connection
             outcome.append(error)
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.integration.server import RunningServer
+from tests.integration.test_disconnect import ENDLESS
 from tests.integration.test_run import QWQ, R1, run
 
 
@@ -69,7 +70,7 @@ def test_context_window(
 def test_timeout_aborts_the_engine_request(api: httpx.Client) -> None:
     response = api.post(
         f"/client/v4/accounts/a/ai/run/{QWQ}",
-        json={"prompt": "Hi", "max_tokens": 20000, "temperature": 0},
+        json={"prompt": "Hi", "max_tokens": 20000, "guided_json": ENDLESS},
         headers={"cf-aig-request-timeout": "500"},
     )
 

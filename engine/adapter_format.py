@@ -1,0 +1,298 @@
+"""The LoRA adapter format this server accepts, checked before any engine sees an adapter.
+
+    validate_adapter(folder, base, limits) -> AdapterSummary
+
+A folder must hold `adapter_config.json` (a PEFT LoRA config) and `adapter_model.safetensors`,
+as Workers AI requires. Nothing is loaded or unpickled: the config is plain JSON, and the tensor
+names, dtypes and shapes come from the safetensors header (an 8-byte little-endian length, then
+that many bytes of JSON), read with bounded reads. A folder that passes loads in vLLM; one that
+fails raises `AdapterMissingFiles` or `AdapterInvalid` with a message a user can act on.
+"""
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from engine.types import CheckpointInfo
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+REQUIRED_FILES = (WEIGHTS_FILE, CONFIG_FILE)
+
+# Weight formats that torch loads with pickle, which can run code; never accepted.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+QWEN2_LINEAR_MODULES = frozenset(
+    {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+)
+_ATTENTION_MODULES = frozenset({"q_proj", "k_proj", "v_proj", "o_proj"})
+
+# PEFT initialisations that only seed the training weights: the saved adapter is a plain LoRA.
+# The others (PiSSA, OLoRA, LoftQ, ...) also rewrite the base weights, which vLLM cannot follow.
+_PLAIN_INITS = frozenset({"gaussian", "eva", "orthogonal", "mica", "lora_ga"})
+# PEFT features vLLM does not implement; any truthy value refuses the adapter.
+_UNSUPPORTED_FEATURES = {
+    "use_dora": "DoRA",
+    "lora_bias": "LoRA bias",
+    "modules_to_save": "modules_to_save (fully trained extra modules)",
+    "layer_replication": "layer_replication",
+    "alora_invocation_tokens": "activated LoRA (aLoRA)",
+    "use_qalora": "QALoRA",
+    "use_bdlora": "block-diagonal LoRA",
+}
+
+MAX_CONFIG_BYTES = 1 << 20
+MAX_HEADER_BYTES = 100 << 20  # the limit the safetensors library itself enforces
+_DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4}
+_TENSOR_NAME = re.compile(
+    r"base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])\.weight"
+)
+
+
+class AdapterError(Exception):
+    """A LoRA adapter cannot be used; the message says why."""
+
+
+class AdapterMissingFiles(AdapterError):
+    """A required file is absent from the adapter folder."""
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(f"missing {' and '.join(missing)}")
+
+
+class AdapterInvalid(AdapterError):
+    """The files are present but unsafe, malformed, or do not fit the base model."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterLimits:
+    """What the engine serves: the largest rank (its `max_lora_rank`) and the layers a LoRA
+    may target."""
+
+    max_rank: int = 32
+    target_modules: frozenset[str] = QWEN2_LINEAR_MODULES
+
+
+@dataclass(frozen=True, slots=True)
+class BaseModel:
+    """The model adapters are applied to. `accepted_names` are the values of
+    `base_model_name_or_path` that name it (compared case-insensitively, and by last path
+    segment, so `Qwen/QwQ-32B` and `/models/qwq-32b` both match `@cf/qwen/qwq-32b`)."""
+
+    name: str
+    accepted_names: frozenset[str]
+    checkpoint: CheckpointInfo
+    _keys: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keys = {key for name in self.accepted_names for key in _name_keys(name)}
+        object.__setattr__(self, "_keys", frozenset(keys))
+
+    def accepts(self, name: str) -> bool:
+        return not _name_keys(name).isdisjoint(self._keys)
+
+
+def _name_keys(name: str) -> set[str]:
+    full = name.strip().rstrip("/").lower()
+    return {full, full.rsplit("/", 1)[-1]} - {""}
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSummary:
+    rank: int
+    target_modules: tuple[str, ...]
+
+
+def validate_adapter(folder: Path, base: BaseModel, limits: AdapterLimits) -> AdapterSummary:
+    """Check an adapter folder against `base` and `limits`; raises AdapterError subclasses.
+
+    Usable on any folder, e.g. an upload before it is moved into the store.
+    """
+    files = _file_names(folder)
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        raise AdapterMissingFiles(missing)
+    pickles = sorted(name for name in files if name.lower().endswith(PICKLE_SUFFIXES))
+    if pickles:
+        raise AdapterInvalid(
+            f"pickle-format weight files are not accepted ({', '.join(pickles)}); "
+            f"only {WEIGHTS_FILE} is"
+        )
+    config = _read_config(folder / CONFIG_FILE)
+    summary = _check_config(config, base, limits)
+    header = read_safetensors_header(folder / WEIGHTS_FILE)
+    _check_tensors(header, config, summary, base, limits)
+    return summary
+
+
+def _file_names(folder: Path) -> set[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return {entry.name for entry in entries if entry.is_file()}
+    except OSError as error:
+        raise AdapterInvalid(f"cannot read the adapter folder: {error.strerror}") from None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise AdapterInvalid(f"cannot read {CONFIG_FILE}: {error.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise AdapterInvalid(f"{CONFIG_FILE} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        config = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise AdapterInvalid(f"{CONFIG_FILE} is not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise AdapterInvalid(f"{CONFIG_FILE} must hold a JSON object")
+    return config
+
+
+def _check_config(config: dict[str, Any], base: BaseModel, limits: AdapterLimits) -> AdapterSummary:
+    if str(config.get("peft_type", "")).upper() != "LORA":
+        raise AdapterInvalid(f'peft_type must be "LORA", got {config.get("peft_type")!r}')
+    rank = config.get("r")
+    if not _is_int(rank) or rank < 1:
+        raise AdapterInvalid(f"r (the LoRA rank) must be a positive integer, got {rank!r}")
+    ranks = config.get("rank_pattern") or {}
+    if not isinstance(ranks, dict) or not all(_is_int(r) and r >= 1 for r in ranks.values()):
+        raise AdapterInvalid("rank_pattern must map module names to positive integers")
+    largest = max([rank, *ranks.values()])
+    if largest > limits.max_rank:
+        raise AdapterInvalid(f"rank {largest} is above the largest rank served ({limits.max_rank})")
+    alpha = config.get("lora_alpha")
+    if not (_is_int(alpha) or isinstance(alpha, float)):
+        raise AdapterInvalid(f"lora_alpha must be a number, got {alpha!r}")
+    targets = config.get("target_modules")
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+        raise AdapterInvalid("target_modules must be a non-empty list of module names")
+    unknown = sorted(set(targets) - limits.target_modules)
+    if unknown:
+        allowed = ", ".join(sorted(limits.target_modules))
+        raise AdapterInvalid(f"target_modules {unknown} are not served (allowed: {allowed})")
+    if config.get("bias", "none") != "none":
+        raise AdapterInvalid(f'bias must be "none", got {config.get("bias")!r}')
+    for key, feature in _UNSUPPORTED_FEATURES.items():
+        if config.get(key):
+            raise AdapterInvalid(f"{feature} is not supported ({key} is set)")
+    init = config.get("init_lora_weights", True)
+    if isinstance(init, str) and init.lower() not in _PLAIN_INITS:
+        raise AdapterInvalid(f"init_lora_weights {init!r} changes the base weights; unsupported")
+    base_name = config.get("base_model_name_or_path")
+    if not isinstance(base_name, str) or not base_name:
+        raise AdapterInvalid("base_model_name_or_path is missing: the base model is unknown")
+    if not base.accepts(base_name):
+        raise AdapterInvalid(
+            f"the adapter was trained for {base_name!r}, not for {base.name} "
+            f"(base_model_name_or_path must be one of {', '.join(sorted(base.accepted_names))})"
+        )
+    return AdapterSummary(rank=rank, target_modules=tuple(sorted(set(targets))))
+
+
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file, checked for consistency with the file size.
+
+    Raises AdapterInvalid. Reads at most 8 + MAX_HEADER_BYTES bytes.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            prefix = handle.read(8)
+            length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+            if not 0 < length <= min(MAX_HEADER_BYTES, size - 8):
+                raise AdapterInvalid(f"{WEIGHTS_FILE} is not a safetensors file")
+            raw = handle.read(length)
+    except OSError as error:
+        raise AdapterInvalid(f"cannot read {WEIGHTS_FILE}: {error.strerror}") from None
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise AdapterInvalid(f"{WEIGHTS_FILE} has a corrupt header") from None
+    if not isinstance(header, dict):
+        raise AdapterInvalid(f"{WEIGHTS_FILE} has a corrupt header")
+    header.pop("__metadata__", None)
+    data_size = size - 8 - length
+    for name, info in header.items():
+        _check_entry(name, info, data_size)
+    return header
+
+
+def _check_entry(name: str, info: Any, data_size: int) -> None:
+    if not isinstance(info, dict):
+        raise AdapterInvalid(f"{WEIGHTS_FILE}: corrupt entry for {name}")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if dtype not in _DTYPE_BYTES:
+        allowed = ", ".join(_DTYPE_BYTES)
+        raise AdapterInvalid(f"{WEIGHTS_FILE}: {name} has dtype {dtype!r} (allowed: {allowed})")
+    if not (isinstance(shape, list) and all(_is_int(n) and n >= 0 for n in shape)):
+        raise AdapterInvalid(f"{WEIGHTS_FILE}: corrupt shape for {name}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_int, offsets))):
+        raise AdapterInvalid(f"{WEIGHTS_FILE}: corrupt offsets for {name}")
+    start, end = offsets
+    expected_bytes = math.prod(shape) * _DTYPE_BYTES[dtype]
+    if not 0 <= start <= end <= data_size or end - start != expected_bytes:
+        raise AdapterInvalid(f"{WEIGHTS_FILE} is truncated or corrupt (at {name})")
+
+
+def _check_tensors(
+    header: dict[str, Any],
+    config: dict[str, Any],
+    summary: AdapterSummary,
+    base: BaseModel,
+    limits: AdapterLimits,
+) -> None:
+    checkpoint = base.checkpoint
+    linear = checkpoint.linear_shapes()
+    shapes: dict[tuple[int, str], dict[str, list[int]]] = {}
+    for name, info in header.items():
+        match = _TENSOR_NAME.fullmatch(name)
+        if match is None:
+            raise AdapterInvalid(
+                f"unexpected tensor {name}: only lora_A/lora_B weights of the decoder layers' "
+                "linear projections are accepted"
+            )
+        layer, block, module, matrix = int(match[1]), match[2], match[3], match[4]
+        expected_block = "self_attn" if module in _ATTENTION_MODULES else "mlp"
+        if module not in limits.target_modules or block != expected_block:
+            raise AdapterInvalid(f"unexpected tensor {name}: no such linear layer")
+        if module not in summary.target_modules:
+            raise AdapterInvalid(f"tensor {name} is for {module}, not in target_modules")
+        if layer >= checkpoint.num_layers:
+            raise AdapterInvalid(
+                f"tensor {name} is for layer {layer}, but {base.name} has "
+                f"{checkpoint.num_layers} layers: was the adapter trained for another model?"
+            )
+        shapes.setdefault((layer, module), {})[matrix] = info["shape"]
+    if not shapes:
+        raise AdapterInvalid(f"{WEIGHTS_FILE} holds no LoRA weights")
+    uniform_rank = not config.get("rank_pattern")
+    for (layer, module), pair in sorted(shapes.items()):
+        prefix = f"layers.{layer}.{module}"
+        if set(pair) != {"A", "B"}:
+            raise AdapterInvalid(f"{prefix} has lora_{''.join(pair)} but not both lora_A and B")
+        fan_in, fan_out = linear[module]
+        rank = pair["A"][0] if pair["A"] else 0
+        expected = {"A": [rank, fan_in], "B": [fan_out, rank]}
+        for matrix in ("A", "B"):
+            if pair[matrix] != expected[matrix]:
+                raise AdapterInvalid(
+                    f"{prefix}.lora_{matrix} has shape {pair[matrix]}, but {base.name} needs "
+                    f"{expected[matrix]}: was the adapter trained for another base model?"
+                )
+        if rank > limits.max_rank:
+            raise AdapterInvalid(
+                f"{prefix} has rank {rank}, above the largest rank served ({limits.max_rank})"
+            )
+        if rank < 1 or (uniform_rank and rank != summary.rank):
+            raise AdapterInvalid(f"{prefix} has rank {rank}, but the config says r={summary.rank}")
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
