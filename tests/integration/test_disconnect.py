@@ -33,9 +33,13 @@ def test_streaming_client_disconnect_aborts(api: httpx.Client) -> None:
     url = f"/client/v4/accounts/a/ai/run/{R1}"
     with api.stream("POST", url, json={**LONG_R1, "stream": True}) as response:
         assert response.status_code == 200
-        first = next(response.iter_bytes())
-        assert first.startswith(b"data: ")
-        assert running_requests(api, R1) == 1
+        chunks = response.iter_bytes()
+        assert next(chunks).startswith(b"data: ")
+        # Keep reading while the engine reports the request as running: the stream is live.
+        deadline = time.monotonic() + 15
+        while running_requests(api, R1) != 1:
+            assert time.monotonic() < deadline, "the engine never reported the request running"
+            assert b"[DONE]" not in next(chunks), "the stream ended on its own"
     # Leaving the block closes the connection mid-stream.
 
     assert wait_for(api, R1, 0) < 5
