@@ -123,8 +123,8 @@ def validate_adapter(folder: Path, base: BaseModel, limits: AdapterLimits) -> Ad
             f"pickle-format weight files are not accepted ({', '.join(pickles)}); "
             f"only {WEIGHTS_FILE} is"
         )
-    config = _read_config(folder / CONFIG_FILE)
-    summary = _check_config(config, base, limits)
+    config = read_config(folder / CONFIG_FILE)
+    summary = check_config(config, base, limits)
     header = read_safetensors_header(folder / WEIGHTS_FILE)
     _check_tensors(header, config, summary, base, limits)
     return summary
@@ -138,7 +138,7 @@ def _file_names(folder: Path) -> set[str]:
         raise AdapterInvalid(f"cannot read the adapter folder: {error.strerror}") from None
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)
@@ -155,7 +155,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _check_config(config: dict[str, Any], base: BaseModel, limits: AdapterLimits) -> AdapterSummary:
+def check_config(config: dict[str, Any], base: BaseModel, limits: AdapterLimits) -> AdapterSummary:
     if str(config.get("peft_type", "")).upper() != "LORA":
         raise AdapterInvalid(f'peft_type must be "LORA", got {config.get("peft_type")!r}')
     rank = config.get("r")

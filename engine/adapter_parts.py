@@ -14,22 +14,22 @@ arrives:
                                 within the limit
 
 The complete rules are `engine.adapter_format.validate_adapter`'s, applied to the pair once
-both files are in. Every check here is one of those rules, so a file refused here could never
-have completed a valid adapter.
+both files are in. The config is checked by the very same function (`check_config`); the weights
+check is the subset of those rules one file can answer, so a file refused here could never have
+completed a valid adapter.
 """
 
-import json
 import re
 from pathlib import Path
-from typing import Any, TypeGuard
 
 from engine.adapter_format import (
     CONFIG_FILE,
-    MAX_CONFIG_BYTES,
     WEIGHTS_FILE,
     AdapterInvalid,
     AdapterLimits,
     BaseModel,
+    check_config,
+    read_config,
     read_safetensors_header,
 )
 
@@ -56,33 +56,7 @@ def check_part(path: Path, file_name: str, base: BaseModel, limits: AdapterLimit
 
 
 def check_config_file(path: Path, base: BaseModel, limits: AdapterLimits) -> None:
-    config = _read_config(path)
-    if str(config.get("peft_type", "")).upper() != "LORA":
-        raise AdapterInvalid(f'peft_type must be "LORA", got {config.get("peft_type")!r}')
-    rank = config.get("r")
-    if not _is_int(rank) or rank < 1:
-        raise AdapterInvalid(f"r (the LoRA rank) must be a positive integer, got {rank!r}")
-    pattern = config.get("rank_pattern") or {}
-    if not isinstance(pattern, dict) or not all(_is_int(r) and r >= 1 for r in pattern.values()):
-        raise AdapterInvalid("rank_pattern must map module names to positive integers")
-    largest = max([rank, *pattern.values()])
-    if largest > limits.max_rank:
-        raise AdapterInvalid(f"rank {largest} is above the largest rank served ({limits.max_rank})")
-    targets = config.get("target_modules")
-    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-        raise AdapterInvalid("target_modules must be a non-empty list of module names")
-    unknown = sorted(set(targets) - limits.target_modules)
-    if unknown:
-        allowed = ", ".join(sorted(limits.target_modules))
-        raise AdapterInvalid(f"target_modules {unknown} are not served (allowed: {allowed})")
-    base_name = config.get("base_model_name_or_path")
-    if not isinstance(base_name, str) or not base_name:
-        raise AdapterInvalid("base_model_name_or_path is missing: the base model is unknown")
-    if not base.accepts(base_name):
-        raise AdapterInvalid(
-            f"the adapter was trained for {base_name!r}, not for {base.name} "
-            f"(base_model_name_or_path must be one of {', '.join(sorted(base.accepted_names))})"
-        )
+    check_config(read_config(path), base, limits)
 
 
 def check_weights_file(path: Path, base: BaseModel, limits: AdapterLimits) -> None:
@@ -133,21 +107,3 @@ def check_weights_file(path: Path, base: BaseModel, limits: AdapterLimits) -> No
                 f"layers.{layer}.{module} has lora_A of rank {pair['A']} but lora_B of "
                 f"rank {pair['B']}"
             )
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    with path.open("rb") as handle:
-        raw = handle.read(MAX_CONFIG_BYTES + 1)
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise AdapterInvalid(f"{CONFIG_FILE} is larger than {MAX_CONFIG_BYTES} bytes")
-    try:
-        config = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AdapterInvalid(f"{CONFIG_FILE} is not valid JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise AdapterInvalid(f"{CONFIG_FILE} must hold a JSON object")
-    return config
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
