@@ -22,9 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from engine.checkpoints import prepare_checkpoint
+from engine.builtin.checkpoints import prepare_checkpoint
 from engine.config import EngineConfig
-from engine.vllm_engine import engine_args, is_cpu_build
+from engine.vllm.engine import engine_args, is_cpu_build
 from server.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,7 +189,7 @@ def bench_config(source: Path, workdir: Path, lora: bool) -> tuple[Path, Path, E
     settings = load_settings(source)
     model = next(model for model in settings.models if model.name == MODEL)
     # LoRA off unless asked: on the CPU build every request then runs through an adapter
-    # (see engine/vllm_lora.py), which measures that workaround rather than the server.
+    # (see engine/vllm/lora.py), which measures that workaround rather than the server.
     engine = model.engine.model_copy(update={"enable_lora": lora})
     assert engine.builtin is not None, "the benchmark needs a builtin checkpoint"
     checkpoint = prepare_checkpoint(engine.builtin, settings.resolved_cache_dir())

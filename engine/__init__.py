@@ -1,5 +1,5 @@
 """Inference engines behind one small protocol.
 
-Only `engine.vllm_engine` imports vLLM, and only when an engine is started, so everything else
+Only `engine.vllm.engine` imports vLLM, and only when an engine is started, so everything else
 (HTTP layer, unit tests) loads without it.
 """

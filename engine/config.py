@@ -9,7 +9,7 @@ BUILTIN_CHECKPOINTS = (
     "tiny-qwq-32b",
     "tiny-deepseek-r1-distill-qwen-32b",
 )
-"""Checkpoints this project makes itself on first use (see `engine.checkpoints`)."""
+"""Checkpoints this project makes itself on first use (see `engine.builtin.checkpoints`)."""
 
 BuiltinCheckpoint = Literal[
     "smollm2-135m-instruct", "tiny-qwq-32b", "tiny-deepseek-r1-distill-qwen-32b"

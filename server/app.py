@@ -11,25 +11,24 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from engine.protocol import Engine
-from server import (
-    finetune_routes,
-    gateway_routes,
-    health,
-    model_routes,
-    openai_routes,
-    routes,
-)
-from server.engines import bind_models, start_engines
+from server import health
+from server.catalog import routes as catalog_routes
+from server.catalog.search import served_catalog
 from server.errors import (
-    BadInput,
     InternalError,
     MethodNotAllowed,
     NoRoute,
     WorkersAIError,
 )
-from server.finetunes import serve_finetunes
-from server.service import TextGeneration
+from server.finetunes import routes as finetune_routes
+from server.finetunes.store import serve_finetunes
+from server.generation.registry import bind_models, start_engines
+from server.generation.service import TextGeneration
+from server.http.state import Serving
+from server.openai_api import routes as openai_routes
 from server.settings import Settings
+from server.validation_errors import bad_input
+from server.workers_ai import routes as workers_ai_routes
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +41,16 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
         async with AsyncExitStack() as stack:
             running = engines if engines is not None else await start_engines(settings, stack)
             models = bind_models(settings, running)
-            app.state.models = models
-            app.state.text_generation = TextGeneration(models, settings.request_timeout_s)
-            app.state.finetunes = serve_finetunes(settings, models)
+            app.state.serving = Serving(
+                settings=settings,
+                generation=TextGeneration(models, settings.request_timeout_s),
+                catalog=served_catalog(models.values()),
+                finetunes=serve_finetunes(settings, models),
+                started_at=started_at,
+            )
             yield
 
+    started_at = time.time()
     app = FastAPI(
         title="workers-ai-local",
         summary="Cloudflare Workers AI's REST API, served by vLLM",
@@ -55,18 +59,19 @@ def create_app(settings: Settings, engines: Mapping[str, Engine] | None = None) 
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.started_at = time.time()
-    app.state.models = {}
     app.include_router(health.router)
-    app.include_router(routes.accounts, prefix="/client/v4")
-    app.include_router(routes.accounts)
-    app.include_router(model_routes.router, prefix="/client/v4")
-    app.include_router(model_routes.router)
-    app.include_router(openai_routes.router, prefix="/client/v4")
-    app.include_router(openai_routes.router)
-    app.include_router(finetune_routes.router, prefix="/client/v4")
-    app.include_router(finetune_routes.router)
-    app.include_router(gateway_routes.router)
+    # Workers AI's own routes answer with and without the `/client/v4` prefix.
+    for router in (
+        workers_ai_routes.router,
+        catalog_routes.router,
+        openai_routes.router,
+        finetune_routes.router,
+    ):
+        app.include_router(router, prefix="/client/v4")
+        app.include_router(router)
+    # AI Gateway forms; Workers AI's bare `{model}` form last, as it matches any path.
+    app.include_router(openai_routes.gateway)
+    app.include_router(workers_ai_routes.gateway)
     _add_error_handlers(app)
     return app
 
@@ -89,7 +94,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        mapped = BadInput("; ".join(str(item.get("msg")) for item in error.errors()))
+        mapped = bad_input(error.errors(), source="request")
         return JSONResponse(mapped.envelope(), status_code=mapped.status)
 
     @app.exception_handler(Exception)

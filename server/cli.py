@@ -68,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from engine.checkpoints import prepare_checkpoint
+    from engine.builtin.checkpoints import prepare_checkpoint
 
     settings = load_settings(args.config)
     for model in settings.models:

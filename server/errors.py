@@ -19,6 +19,7 @@
     ├── FinetuneAssetExists             409    3046  finetune assets cannot be replaced
     ├── ContextWindowExceeded           413    5021
     ├── RequestTooLarge                 413    3006  an upload over the size limit
+    ├── ClientDisconnected              499    3008  the client left; nobody reads the answer
     ├── EngineUnavailable               503    3040  engine not (yet) running
     └── InternalError                   500    3043  never echoes internal exception text
 
@@ -180,6 +181,14 @@ class RequestTooLarge(WorkersAIError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"Request is too large: {detail}")
+
+
+class ClientDisconnected(WorkersAIError):
+    """The client closed the connection; nobody reads this response."""
+
+    status = 499
+    code = 3008
+    default_message = "Request was aborted"
 
 
 class EngineUnavailable(WorkersAIError):

@@ -2,17 +2,17 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from server.service import ServedModel
+from server.http.state import Served
 
 router = APIRouter()
 
 
 @router.get("/health")
-async def health(request: Request) -> JSONResponse:
-    models: dict[str, ServedModel] = request.app.state.models
+async def health(serving: Served) -> JSONResponse:
+    models = serving.generation.models
     report: dict[str, Any] = {}
     healthy = bool(models)
     for name, model in models.items():

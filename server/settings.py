@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.config import EngineConfig
-from server.catalog import MODELS
+from server.generation.specs import MODELS
 
 DEFAULT_CACHE_DIR = Path("~/.cache/workers-ai-local")
 
@@ -73,7 +73,7 @@ class Settings(BaseModel):
     adapters_dir: Path | None = Field(
         default=None,
         description="LoRA adapters: <adapters_dir>/<model slug>/<adapter name>/ (see "
-        "engine.adapters); default <cache_dir>/adapters.",
+        "engine.lora.store); default <cache_dir>/adapters.",
     )
     max_finetune_file_bytes: int = Field(
         default=500 * 2**20,

@@ -23,8 +23,8 @@ import yaml
 
 from engine.config import EngineConfig
 from server.app import create_app
-from server.catalog import MODELS
 from server.cli import build_parser
+from server.generation.specs import MODELS
 from server.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -283,9 +283,11 @@ def pip_installs() -> list[list[str]]:
             if token not in ("&&", "||", ";", "|"):
                 step.append(token)
                 continue
-            for index in range(len(step) - 1):
-                if step[index : index + 2] == ["pip", "install"]:
-                    found.append(step[index + 2 :])
+            found.extend(
+                step[index + 2 :]
+                for index in range(len(step) - 1)
+                if step[index : index + 2] == ["pip", "install"]
+            )
             step = []
     return found
 

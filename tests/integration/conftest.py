@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from server.settings import load_settings
-from tests.integration.server import REPO, TOKEN, RunningServer, running_server
+from tests.support.live_server import REPO, TOKEN, RunningServer, running_server
 
 TINY_CONFIG = REPO / "configs" / "cpu-tiny.yaml"
 
@@ -46,7 +46,7 @@ def tokenizers() -> dict[str, Any]:
     """The real tokenizers the server's engines use, loaded independently of the server."""
     from transformers import AutoTokenizer
 
-    from engine.checkpoints import prepare_checkpoint
+    from engine.builtin.checkpoints import prepare_checkpoint
 
     settings = load_settings(TINY_CONFIG)
     loaded: dict[str, Any] = {}

@@ -18,7 +18,7 @@ import pytest
 from cloudflare import Cloudflare
 from cloudflare.types.ai.ai_run_params import MessagesMessage
 
-from tests.integration.server import TOKEN, RunningServer
+from tests.support.live_server import TOKEN, RunningServer
 
 QWQ = "@cf/qwen/qwq-32b"
 R1 = "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"

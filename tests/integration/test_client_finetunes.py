@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from cloudflare import Cloudflare, Omit, omit
 
-from tests.integration.server import TOKEN, RunningServer
-from tests.lora_factory import write_adapter
+from tests.support.live_server import TOKEN, RunningServer
+from tests.support.lora_factory import write_adapter
 
 QWQ = "@cf/qwen/qwq-32b"
 ACCOUNT = "acct"

@@ -23,7 +23,7 @@ import pytest
 from langchain_cloudflare import ChatCloudflareWorkersAI
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
 
-from tests.integration.server import TOKEN, RunningServer
+from tests.support.live_server import TOKEN, RunningServer
 
 QWQ = "@cf/qwen/qwq-32b"
 R1 = "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"

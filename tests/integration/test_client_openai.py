@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.integration.server import TOKEN, RunningServer
+from tests.support.live_server import TOKEN, RunningServer
 
 QWQ = "@cf/qwen/qwq-32b"
 R1 = "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"

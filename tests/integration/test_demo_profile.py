@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.server import REPO, TOKEN, RunningServer, running_server
+from tests.support.live_server import REPO, TOKEN, RunningServer, running_server
 
 MODELS = ["@cf/qwen/qwq-32b", "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"]
 

@@ -5,10 +5,8 @@ import time
 
 import httpx
 
-from tests.integration.test_run import QWQ, R1
+from tests.support.live import ENDLESS, QWQ, R1
 
-# A grammar that only a very long answer satisfies: the engine cannot stop early on its own.
-ENDLESS = {"type": "array", "minItems": 5000, "items": {"type": "integer"}}
 LONG = {"prompt": "Tell me everything", "max_tokens": 20000, "temperature": 0}
 LONG_QWQ = {**LONG, "guided_json": ENDLESS}
 LONG_R1 = {**LONG, "response_format": {"type": "json_schema", "json_schema": ENDLESS}}

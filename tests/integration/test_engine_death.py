@@ -6,7 +6,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.integration.server import TOKEN, RunningServer, running_server
+from tests.support.live_server import TOKEN, RunningServer, running_server
 
 R1 = "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"
 

@@ -5,19 +5,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server import RunningServer
-from tests.integration.test_disconnect import ENDLESS
-from tests.integration.test_run import QWQ, R1, run
-
-
-def assert_error(response: httpx.Response, status: int, code: int, fragment: str = "") -> None:
-    assert response.status_code == status, response.text
-    payload: dict[str, Any] = response.json()
-    assert payload["success"] is False
-    assert payload["result"] is None
-    assert payload["errors"][0]["code"] == code
-    assert fragment in payload["errors"][0]["message"]
-    assert "Traceback" not in response.text
+from tests.support.envelopes import assert_error
+from tests.support.live import ENDLESS, QWQ, R1, run
+from tests.support.live_server import RunningServer
 
 
 def test_schema_violation(api: httpx.Client) -> None:

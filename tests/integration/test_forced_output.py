@@ -8,9 +8,9 @@ import pytest
 
 from server.settings import load_settings
 from tests.integration.conftest import TINY_CONFIG
-from tests.integration.forced import QWQ, ForcedEngine, forced_server, literal
-from tests.integration.server import TOKEN
-from tests.sse import parse_events
+from tests.support.forced import QWQ, ForcedEngine, forced_server, literal
+from tests.support.live_server import TOKEN
+from tests.support.sse import parse_events
 
 # vLLM runs in this process here; its own imports warn about their dependencies.
 pytestmark = [

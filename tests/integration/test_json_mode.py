@@ -6,9 +6,9 @@ import httpx
 import jsonschema
 import pytest
 
-from tests.integration.test_errors import assert_error
-from tests.integration.test_run import QWQ, R1, result, run
-from tests.sse import parse_events
+from tests.support.envelopes import assert_error
+from tests.support.live import QWQ, R1, result, run
+from tests.support.sse import parse_events
 
 SCHEMAS = {
     "nested": {

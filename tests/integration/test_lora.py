@@ -1,6 +1,6 @@
 """LoRA adapters on the real server: real vLLM engines, real PEFT-format adapters.
 
-The adapters come from `tests.lora_factory` and live in the session server's adapters dir
+The adapters come from `tests.support.lora_factory` and live in the session server's adapters dir
 (`WORKERS_AI_LOCAL_ADAPTERS_DIR`), written while the server runs, as an operator would.
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.adapters import model_slug
-from tests.integration.server import TOKEN, RunningServer
-from tests.integration.test_errors import assert_error
-from tests.integration.test_run import BOTH, MESSAGES, QWQ, R1, result, run
-from tests.lora_factory import QWEN25_32B, write_adapter
-from tests.sse import parse_events
+from engine.lora.store import model_slug
+from tests.support.envelopes import assert_error
+from tests.support.live import BOTH, MESSAGES, QWQ, R1, result, run
+from tests.support.live_server import TOKEN, RunningServer
+from tests.support.lora_factory import QWEN25_32B, write_adapter
+from tests.support.sse import parse_events
 
 BODY = {"messages": MESSAGES, "max_tokens": 24, "temperature": 0}
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

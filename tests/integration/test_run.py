@@ -6,30 +6,9 @@ import httpx
 import pytest
 
 from chat_templates import ChatTemplate
-from server.catalog import MODELS
-from tests.sse import parse_events
-
-QWQ = "@cf/qwen/qwq-32b"
-R1 = "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"
-BOTH = pytest.mark.parametrize("model", [QWQ, R1], ids=["qwq", "r1"])
-MESSAGES = [
-    {"role": "system", "content": "You are a friendly assistant"},
-    {"role": "user", "content": "Why is pizza so good? 🍕"},
-]
-
-
-def run(api: httpx.Client, model: str, **body: Any) -> httpx.Response:
-    return api.post(f"/client/v4/accounts/acct/ai/run/{model}", json=body)
-
-
-def result(api: httpx.Client, model: str, **body: Any) -> dict[str, Any]:
-    response = run(api, model, **body)
-    assert response.status_code == 200, response.text
-    payload: dict[str, Any] = response.json()
-    assert payload["success"] is True
-    assert payload["errors"] == []
-    assert payload["messages"] == []
-    return payload["result"]  # type: ignore[no-any-return]
+from server.generation.specs import MODELS
+from tests.support.live import BOTH, MESSAGES, QWQ, R1, result, run
+from tests.support.sse import parse_events
 
 
 def count_prompt_tokens(tokenizers: dict[str, Any], model: str, messages: list[Any]) -> int:

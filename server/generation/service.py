@@ -1,0 +1,248 @@
+"""Text generation: request -> template -> tokens -> engine -> result. No HTTP here."""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import EngineDeadError, EngineError, EngineRequestError
+from engine.types import Adapter, FinishReason, GenerationParams, StructuredOutput
+from server.errors import (
+    BadInput,
+    ContextWindowExceeded,
+    InternalError,
+    NoSuchModel,
+    NotSupportedYet,
+    RequestTimeout,
+)
+from server.generation.json_mode import parse_json_output, structured_output
+from server.generation.lora import resolve_lora
+from server.generation.output import (
+    Finished,
+    OutputPlan,
+    OutputShaper,
+    ReasoningChunk,
+    StreamEvent,
+    TextChunk,
+    ToolCallChunk,
+)
+from server.generation.prompts import opens_reasoning, render_prompt
+from server.generation.registry import ServedModel
+from server.generation.schemas import (
+    MessagesInput,
+    PromptInput,
+    TextGenerationResult,
+    ToolCall,
+    Usage,
+)
+from server.generation.specs import ModelSpec
+from server.generation.validation import parse_input
+
+logger = logging.getLogger(__name__)
+
+# Parameters of the wire schemas this server does not serve yet.
+NOT_YET_SERVED = ("functions",)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    model: ServedModel
+    prompt_token_ids: list[int]
+    params: GenerationParams
+    plan: OutputPlan
+    stream: bool
+    timeout_s: float
+    include_reasoning: bool = False
+
+    @property
+    def json_mode(self) -> bool:
+        return self.params.structured is not None
+
+
+class TextGeneration:
+    """Runs text-generation requests against the served models."""
+
+    def __init__(self, models: Mapping[str, ServedModel], timeout_s: float) -> None:
+        self._models = models
+        self._timeout_s = timeout_s
+
+    def prepare(
+        self,
+        model_name: str,
+        body: Any,
+        timeout_s: float | None = None,
+        *,
+        separate_reasoning: bool = False,
+    ) -> PreparedRequest:
+        """Validate, template and tokenize a request; raises WorkersAIError subclasses.
+
+        `separate_reasoning` keeps the reasoning out of the response text and emits it as
+        ReasoningChunk events (the OpenAI-compatible routes' `reasoning_content`).
+        """
+        model = self._models.get(model_name)
+        if model is None:
+            raise NoSuchModel(model_name)
+        request = parse_input(model.spec, body)
+        for field in NOT_YET_SERVED:
+            if getattr(request, field, None):
+                raise NotSupportedYet(field)
+        adapter = resolve_lora(model.spec.name, model.adapters, request.lora)
+        prompt = render_prompt(model.template, request)
+        prompt_token_ids = model.engine.encode(prompt)
+        estimated = len(prompt_token_ids) + request.max_tokens
+        if estimated > model.context_window:
+            raise ContextWindowExceeded(estimated, model.context_window)
+        structured = structured_output(request, default_after_reasoning=model.json_after_reasoning)
+        reasoning_in_output = opens_reasoning(prompt) and (
+            structured is None or structured.after_reasoning
+        )
+        budget = self._timeout_s if timeout_s is None else min(timeout_s, self._timeout_s)
+        return PreparedRequest(
+            model=model,
+            prompt_token_ids=prompt_token_ids,
+            params=generation_params(request, structured, adapter),
+            plan=OutputPlan(
+                in_reasoning=reasoning_in_output,
+                hide_reasoning=structured is not None or separate_reasoning,
+                parse_tools=bool(getattr(request, "tools", None)),
+            ),
+            stream=request.stream,
+            timeout_s=budget,
+            include_reasoning=request.include_reasoning or separate_reasoning,
+        )
+
+    @property
+    def models(self) -> Mapping[str, ServedModel]:
+        return self._models
+
+    def model_names(self) -> list[str]:
+        return sorted(self._models)
+
+    def spec(self, model_name: str) -> ModelSpec:
+        """The published facts of a served model; raises NoSuchModel."""
+        model = self._models.get(model_name)
+        if model is None:
+            raise NoSuchModel(model_name)
+        return model.spec
+
+    async def events(
+        self, request: PreparedRequest, request_id: str
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Shaped output as the engine produces it, then one Finished with usage.
+
+        Engine failures, the request deadline and unmet JSON mode surface as WorkersAIError.
+        Closing the iterator (client gone) aborts the engine request.
+        """
+        shaper = OutputShaper(request.plan)
+        json_text: list[str] = []
+        completion_tokens = 0
+        finish_reason = None
+        deadline = asyncio.get_running_loop().time() + request.timeout_s
+        deltas = request.model.engine.generate(request.prompt_token_ids, request.params, request_id)
+        try:
+            async with aclosing(deltas):
+                if request.params.adapter is not None:
+                    async with asyncio.timeout_at(deadline):
+                        await request.model.engine.load_adapter(request.params.adapter)
+                while True:
+                    # The deadline guards each step, never a `yield`: a timeout must cancel the
+                    # engine request, not whatever the consumer is awaiting.
+                    async with asyncio.timeout_at(deadline):
+                        delta = await anext(deltas, None)
+                    if delta is None:
+                        break
+                    completion_tokens += delta.token_count
+                    finish_reason = delta.finish_reason or finish_reason
+                    for event in shaper.feed(delta.text):
+                        if isinstance(event, TextChunk):
+                            json_text.append(event.text)
+                        yield event
+        except TimeoutError:
+            raise RequestTimeout() from None
+        except EngineRequestError as error:
+            raise BadInput(str(error)) from None
+        except EngineDeadError:
+            logger.error("engine of %s is dead", request.model.spec.name)
+            raise InternalError() from None
+        except EngineError:
+            raise InternalError() from None
+        for event in shaper.finish():
+            if isinstance(event, TextChunk):
+                json_text.append(event.text)
+            yield event
+        if request.json_mode:
+            parse_json_output("".join(json_text), finish_reason, request.params.max_tokens)
+        prompt_tokens = len(request.prompt_token_ids)
+        yield Finished(
+            Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
+            finish_reason,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """A whole generation, gathered from its events."""
+
+    text: str
+    reasoning: str
+    tool_calls: list[ToolCall]
+    usage: Usage
+    finish_reason: FinishReason | None
+
+
+def workers_ai_result(request: PreparedRequest, output: Collected) -> TextGenerationResult:
+    """A whole generation in Workers AI's `result` shape: in JSON mode `response` is the parsed
+    value (`events()` has checked that it parses)."""
+    response: Any = json.loads(output.text) if request.json_mode else output.text
+    return TextGenerationResult(
+        response=response,
+        tool_calls=output.tool_calls,
+        usage=output.usage,
+        reasoning=output.reasoning if request.include_reasoning else None,
+    )
+
+
+async def collect(events: AsyncGenerator[StreamEvent, None]) -> Collected:
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: list[ToolCall] = []
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, TextChunk):
+                text.append(event.text)
+            elif isinstance(event, ReasoningChunk):
+                reasoning.append(event.text)
+            elif isinstance(event, ToolCallChunk):
+                calls.append(event.call)
+            else:
+                return Collected(
+                    "".join(text), "".join(reasoning), calls, event.usage, event.finish_reason
+                )
+    raise InternalError()  # events() always ends with Finished
+
+
+def generation_params(
+    request: PromptInput | MessagesInput,
+    structured: StructuredOutput | None,
+    adapter: Adapter | None = None,
+) -> GenerationParams:
+    """Engine sampling parameters from a validated request."""
+    return GenerationParams(
+        max_tokens=request.max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        top_k=request.top_k,
+        seed=request.seed,
+        repetition_penalty=request.repetition_penalty,
+        frequency_penalty=request.frequency_penalty,
+        presence_penalty=request.presence_penalty,
+        structured=structured,
+        adapter=adapter,
+    )

@@ -1,0 +1,39 @@
+"""Reading a request: its JSON body and the headers that shape how it runs."""
+
+import json
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+
+from server.errors import BadInput, ClientDisconnected, MissingBody
+
+# AI Gateway's per-request timeout header, in milliseconds; it can only shorten the server's.
+TIMEOUT_HEADER = "cf-aig-request-timeout"
+
+
+async def read_json(request: Request) -> Any:
+    """The parsed JSON body; raises MissingBody, BadInput, or ClientDisconnected."""
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise ClientDisconnected() from None
+    if not raw.strip():
+        raise MissingBody()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadInput(f"the request body is not valid JSON ({error})") from None
+
+
+def requested_timeout(request: Request) -> float | None:
+    """The `cf-aig-request-timeout` header in seconds, or None; raises BadInput."""
+    value = request.headers.get(TIMEOUT_HEADER)
+    if value is None:
+        return None
+    try:
+        milliseconds = float(value)
+    except ValueError:
+        raise BadInput(f"header '{TIMEOUT_HEADER}' must be a number of milliseconds") from None
+    if milliseconds <= 0:
+        raise BadInput(f"header '{TIMEOUT_HEADER}' must be positive")
+    return milliseconds / 1000

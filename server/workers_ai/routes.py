@@ -1,0 +1,55 @@
+"""Workers AI's run routes, and their AI Gateway forms. Each route parses, calls, returns.
+
+    POST /client/v4/accounts/{account_id}/ai/run/{model}           (also without /client/v4)
+    POST /client/v4/accounts/{account_id}/ai/run                   {"model", "input"}
+    POST /v1/{account_id}/{gateway_id}/workers-ai/run/{model}      AI Gateway
+    POST /v1/{account_id}/{gateway_id}/workers-ai/{model}          AI Gateway, bare form
+
+Gateway headers (`cf-aig-*`) are accepted and ignored, except `cf-aig-request-timeout`, which
+shortens the request's deadline. The bare gateway form is registered after every other gateway
+route (registered last here, and the app includes `gateway` last): it would otherwise swallow
+them.
+"""
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from server.errors import BadInput
+from server.generation.service import TextGeneration
+from server.http.body import read_json, requested_timeout
+from server.http.respond import respond
+from server.http.state import Authenticated, ServedAccount, TextGenerationService
+from server.workers_ai.events import WorkersAIFormat
+
+router = APIRouter(dependencies=[Authenticated, ServedAccount])
+gateway = APIRouter(dependencies=[Authenticated, ServedAccount])
+
+GATEWAY = "/v1/{account_id}/{gateway_id}/workers-ai"
+
+
+@router.post("/accounts/{account_id}/ai/run/{model:path}")
+@gateway.post(GATEWAY + "/run/{model:path}")
+async def run_model(model: str, request: Request, service: TextGenerationService) -> Response:
+    return await run(request, service, model, await read_json(request))
+
+
+@router.post("/accounts/{account_id}/ai/run")
+async def run_universal(request: Request, service: TextGenerationService) -> Response:
+    """The universal form: `{"model": "@cf/...", "input": {...}}`."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise BadInput("required properties at '/' are 'model'")
+    return await run(request, service, body["model"], body.get("input"))
+
+
+@gateway.post(GATEWAY + "/{model:path}")
+async def run_model_bare(model: str, request: Request, service: TextGenerationService) -> Response:
+    return await run(request, service, model, await read_json(request))
+
+
+async def run(request: Request, service: TextGeneration, model: str, body: Any) -> Response:
+    """Run a native Workers AI request: a JSON envelope, or Workers AI's SSE stream."""
+    prepared = service.prepare(model, body, timeout_s=requested_timeout(request))
+    return await respond(request, service, prepared, uuid.uuid4().hex, WorkersAIFormat(prepared))

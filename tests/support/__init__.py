@@ -1,0 +1,1 @@
+"""Helpers the tests share: fakes, factories, parsers and assertions. No tests here."""

@@ -1,0 +1,67 @@
+"""Calls of the finetunes API as its clients make them, and adapter files to upload."""
+
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from engine.lora.store import model_slug
+from tests.support.app import AUTH, QWQ
+from tests.support.lora_factory import write_adapter
+
+ACCOUNT = "acct"
+CONFIG = "adapter_config.json"
+WEIGHTS = "adapter_model.safetensors"
+FILES = (CONFIG, WEIGHTS)
+
+
+def finetunes_url(path: str = "", account: str = ACCOUNT, prefix: str = "/client/v4") -> str:
+    return f"{prefix}/accounts/{account}/ai/finetunes{path}"
+
+
+def create(
+    client: TestClient, name: str = "pirate", model: str = QWQ, account: str = ACCOUNT, **extra: Any
+) -> Any:
+    body = {"model": model, "name": name, **extra}
+    return client.post(finetunes_url(account=account), json=body, headers=AUTH)
+
+
+def created_id(client: TestClient, name: str = "pirate", model: str = QWQ, **extra: Any) -> str:
+    response = create(client, name, model, **extra)
+    assert response.status_code == 200, response.text
+    finetune_id: str = response.json()["result"]["id"]
+    return finetune_id
+
+
+def upload(
+    client: TestClient, ref: str, file_name: str, content: bytes, account: str = ACCOUNT
+) -> Any:
+    """One asset, as multipart `file_name` + `file` (the SDK's and wrangler's form)."""
+    return client.post(
+        finetunes_url(f"/{ref}/finetune-assets", account=account),
+        headers=AUTH,
+        data={"file_name": file_name},
+        files={"file": (file_name, content)},
+    )
+
+
+def adapter_files(folder: Path, model: str = QWQ, **options: Any) -> dict[str, bytes]:
+    """The two files of a LoRA adapter for `model`'s tiny checkpoint (`write_adapter` options)."""
+    options.setdefault("base_model", model)
+    written = write_adapter(folder, **options)
+    return {name: (written / name).read_bytes() for name in FILES}
+
+
+def published(adapters_dir: Path, name: str, model: str = QWQ) -> Path:
+    """Where a finetune's adapter appears in the model's store once both files are in."""
+    return adapters_dir / model_slug(model) / name
+
+
+def leftovers(adapters_dir: Path) -> list[Path]:
+    """Temporary files or folders anywhere under the adapters dir: none may stay behind."""
+    prefixes = (".upload-", ".new-", ".candidate-")
+    return [
+        path
+        for path in adapters_dir.rglob("*")
+        if path.name.startswith(prefixes) or path.name.endswith(".tmp")
+    ]

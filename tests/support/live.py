@@ -1,0 +1,32 @@
+"""Requests to the live integration server (`tests.support.live_server`), and what they share."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+QWQ = "@cf/qwen/qwq-32b"
+R1 = "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"
+BOTH = pytest.mark.parametrize("model", [QWQ, R1], ids=["qwq", "r1"])
+MESSAGES = [
+    {"role": "system", "content": "You are a friendly assistant"},
+    {"role": "user", "content": "Why is pizza so good? 🍕"},
+]
+
+
+def run(api: httpx.Client, model: str, **body: Any) -> httpx.Response:
+    return api.post(f"/client/v4/accounts/acct/ai/run/{model}", json=body)
+
+
+def result(api: httpx.Client, model: str, **body: Any) -> dict[str, Any]:
+    response = run(api, model, **body)
+    assert response.status_code == 200, response.text
+    payload: dict[str, Any] = response.json()
+    assert payload["success"] is True
+    assert payload["errors"] == []
+    assert payload["messages"] == []
+    return payload["result"]  # type: ignore[no-any-return]
+
+
+# A grammar that only a very long answer satisfies: the engine cannot stop early on its own.
+ENDLESS = {"type": "array", "minItems": 5000, "items": {"type": "integer"}}
