@@ -8,13 +8,20 @@ and `strftime_now` globals. Variables match `render_jinja_template`: `messages`,
 checkpoint's own template renders here exactly as `tokenizer.apply_chat_template` renders it.
 One deliberate difference: unsafe attribute access (`''.__class__`) raises instead of
 printing "".
+
+The built-in templates are this package's .jinja files, for the models whose special tokens
+are named here (QWQ_EOS, R1_BOS, R1_EOS): `ChatTemplate.builtin(name)` compiles one with its
+tokens, `builtin_source(name)` reads its text (the tiny checkpoints embed it).
 """
 
 import functools
+import importlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import jinja2
@@ -27,19 +34,26 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 # Long enough to name the problem, short enough for an HTTP error body.
 _MAX_MESSAGE_CHARS = 300
 
-# DeepSeek's tokens really are spelt with U+FF5C FULLWIDTH VERTICAL LINE and U+2581.
-_R1_BOS = "<｜begin▁of▁sentence｜>"
-_R1_EOS = "<｜end▁of▁sentence｜>"
+# The special tokens of the models the built-in templates are for, from each model's
+# tokenizer_config.json. QwQ has no bos token. DeepSeek's tokens really are spelt with
+# U+FF5C FULLWIDTH VERTICAL LINE and U+2581.
+QWQ_EOS = "<|im_end|>"
+R1_BOS = "<｜begin▁of▁sentence｜>"
+R1_EOS = "<｜end▁of▁sentence｜>"
 
-# name -> (bos_token, eos_token), from each model's tokenizer_config.json.
+# name -> (bos_token, eos_token); "" for a token the model does not have.
 _BUILTIN_TOKENS: dict[str, tuple[str, str]] = {
-    "qwq-32b": ("", "<|im_end|>"),
-    "deepseek-r1-distill-qwen-32b": (_R1_BOS, _R1_EOS),
+    "qwq-32b": ("", QWQ_EOS),
+    "deepseek-r1-distill-qwen-32b": (R1_BOS, R1_EOS),
 }
 
 
 class ChatTemplateError(ValueError):
     """The conversation cannot be rendered with this template. str(err) is a user-facing message."""
+
+
+class ChatTemplateMissingError(FileNotFoundError):
+    """A built-in template's file is missing from the `chat_templates` package."""
 
 
 class _TemplateRaised(jinja2.TemplateError):
@@ -164,9 +178,7 @@ class ChatTemplate:
         begin/end-of-sentence tokens; QwQ has no bos and eos "<|im_end|>".
         Unknown name -> ValueError.
         """
-        if name not in _BUILTIN_TOKENS:
-            known = ", ".join(sorted(_BUILTIN_TOKENS))
-            raise ValueError(f"No built-in chat template {name!r}; known: {known}")
+        _check_builtin(name)
         return _load_builtin(name)
 
     def render(
@@ -212,8 +224,41 @@ class ChatTemplate:
             ) from error
 
 
+def builtin_source(name: str) -> str:
+    """The text of the built-in template `name` (as `ChatTemplate.builtin` takes it), read anew
+    from the package on every call.
+
+    Unknown name -> ValueError; a known one whose file is missing -> ChatTemplateMissingError.
+    """
+    _check_builtin(name)
+    file_name = f"{name}.jinja"
+    for directory in _package_dirs():
+        resource = directory.joinpath(file_name)
+        if resource.is_file():
+            return resource.read_text(encoding="utf-8")
+    raise ChatTemplateMissingError(
+        f"chat template {file_name!r} is missing from the 'chat_templates' package"
+    )
+
+
+def _check_builtin(name: str) -> None:
+    if name not in _BUILTIN_TOKENS:
+        known = ", ".join(sorted(_BUILTIN_TOKENS))
+        raise ValueError(f"No built-in chat template {name!r}; known: {known}")
+
+
+def _package_dirs() -> list[Traversable]:
+    try:
+        return [resources.files("chat_templates")]
+    except NotADirectoryError:
+        # Python 3.11's resources reader fails on a namespace package installed in editable
+        # mode (setuptools puts a non-directory placeholder on its __path__): use the package's
+        # real directories instead.
+        package = importlib.import_module("chat_templates")
+        return [Path(entry) for entry in package.__path__ if Path(entry).is_dir()]
+
+
 @functools.cache
 def _load_builtin(name: str) -> ChatTemplate:
-    source = resources.files("chat_templates").joinpath(f"{name}.jinja").read_text(encoding="utf-8")
     bos_token, eos_token = _BUILTIN_TOKENS[name]
-    return ChatTemplate(source, bos_token=bos_token, eos_token=eos_token)
+    return ChatTemplate(builtin_source(name), bos_token=bos_token, eos_token=eos_token)

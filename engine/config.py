@@ -1,19 +1,15 @@
 """How to build one engine: which checkpoint, and how the engine holds it."""
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-BUILTIN_CHECKPOINTS = (
-    "smollm2-135m-instruct",
-    "tiny-qwq-32b",
-    "tiny-deepseek-r1-distill-qwen-32b",
-)
-"""Checkpoints this project makes itself on first use (see `engine.builtin.checkpoints`)."""
 
 BuiltinCheckpoint = Literal[
     "smollm2-135m-instruct", "tiny-qwq-32b", "tiny-deepseek-r1-distill-qwen-32b"
 ]
+"""Checkpoints this project makes itself on first use (see `engine.builtin.checkpoints`)."""
+
+BUILTIN_CHECKPOINTS: tuple[BuiltinCheckpoint, ...] = get_args(BuiltinCheckpoint)
 
 
 class EngineConfig(BaseModel):

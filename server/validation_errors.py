@@ -1,6 +1,6 @@
 """Validation errors turned into Workers AI's 5006 messages, the one place that does it.
 
-    bad_input(errors, body)                  bodies:  "'/temperature' must be <= 5"
+    bad_input(errors)                        bodies:  "'/temperature' must be <= 5"
     bad_input(errors, source="query")        queries: "query parameter 'page' must be >= 1"
 
 One phrase per distinct field, at most five, in the spirit of Workers AI's validator. Request
@@ -46,16 +46,11 @@ _EXPECTED_BY_ERROR = {
 }
 
 
-def bad_input(
-    errors: Iterable[ErrorDetails], body: Any = None, *, source: Source = "body"
-) -> BadInput:
-    """The BadInput (400, 5006) that names every offending field of `errors`.
-
-    `body` is the value that was validated: a body's JSON types are named from it.
-    """
+def bad_input(errors: Iterable[ErrorDetails], *, source: Source = "body") -> BadInput:
+    """The BadInput (400, 5006) that names every offending field of `errors`."""
     phrases: list[str] = []
     for item in errors:
-        phrase = _describe(item, body, source)
+        phrase = _describe(item, source)
         if phrase not in phrases:
             phrases.append(phrase)
     return BadInput(", ".join(phrases[:MAX_PHRASES]))
@@ -66,7 +61,7 @@ def json_type(value: Any) -> str:
     return _JSON_TYPE_NAMES.get(type(value), "unknown")
 
 
-def _describe(item: ErrorDetails, body: Any, source: Source) -> str:
+def _describe(item: ErrorDetails, source: Source) -> str:
     location = [part for part in item["loc"] if not _is_union_branch(part)]
     where: str = source
     if source == "request" and location:
@@ -85,7 +80,7 @@ def _describe(item: ErrorDetails, body: Any, source: Source) -> str:
             parent = "/" + "/".join(str(part) for part in location[:-1])
             return f"required properties at '{parent}' are '{location[-1]}'"
         if kind in _EXPECTED_BY_ERROR:
-            actual = json_type(_lookup(body, location))
+            actual = json_type(item.get("input"))
             return f"Type mismatch of {subject}, '{actual}' not in '{_EXPECTED_BY_ERROR[kind]}'"
     if kind in ("less_than_equal", "less_than"):
         return f"{subject} must be <= {context.get('le', context.get('lt'))}"
@@ -111,13 +106,3 @@ def _is_union_branch(part: int | str) -> bool:
     return isinstance(part, str) and (
         part in ("str", "int", "float", "bool", "none") or "[" in part or part[:1].isupper()
     )
-
-
-def _lookup(body: Any, location: list[int | str]) -> Any:
-    value = body
-    for part in location:
-        try:
-            value = value[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return value

@@ -31,13 +31,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.builtin.tiny_models import (
-    SPECS,
-    TRAINING_TEXT,
-    build_tiny_checkpoint,
-    read_chat_template,
-)
+from chat_templates.renderer import builtin_source
+from engine.builtin.bpe import TRAINING_TEXT
+from engine.builtin.tiny_models import SPECS, build_tiny_checkpoint
 from engine.config import BuiltinCheckpoint
+from engine.durable import fsync_path
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +58,7 @@ def prepare_checkpoint(
 
     With progress=True, a line saying what is built where goes to stderr, and the SmolLM2
     conversion shows progress bars; otherwise the line is only logged at INFO level. Raises
-    `engine.builtin.tiny_models.ChatTemplateMissingError` if a tiny model's chat template is
+    `chat_templates.renderer.ChatTemplateMissingError` if a tiny model's chat template is
     missing, and whatever the build raises otherwise (nothing is left behind in cache_dir but
     the lock).
     """
@@ -91,7 +89,7 @@ def _recipe_digest(builtin: BuiltinCheckpoint) -> str:
         source = f"{gguf.name}:{gguf.stat().st_size}"
     elif builtin in SPECS:
         spec = SPECS[builtin]
-        source = "\0".join([read_chat_template(spec.template_file), repr(spec), TRAINING_TEXT])
+        source = "\0".join([builtin_source(spec.template), repr(spec), TRAINING_TEXT])
     else:
         raise ValueError(f"unknown built-in checkpoint {builtin!r}")
     return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
@@ -131,7 +129,7 @@ def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    _fsync(target.parent)  # make the rename itself durable
+    fsync_path(target.parent)  # make the rename itself durable
 
 
 def _finish_files(directory: Path) -> None:
@@ -143,18 +141,10 @@ def _finish_files(directory: Path) -> None:
     """
     for path in directory.rglob("*"):
         if path.is_file():
-            _fsync(path)
+            fsync_path(path)
         path.chmod(0o755 if path.is_dir() else 0o644)
     directory.chmod(0o755)
-    _fsync(directory)
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    fsync_path(directory)
 
 
 def _build(builtin: BuiltinCheckpoint, out_dir: Path, progress: bool) -> None:

@@ -1,12 +1,15 @@
 """The LoRA adapter format this server accepts, checked before any engine sees an adapter.
 
     validate_adapter(folder, base, limits) -> AdapterSummary
+    check_config(config, base, limits) -> AdapterSummary     the rules of adapter_config.json
+    check_tensors(header, base, limits, config)              those of adapter_model.safetensors
 
 A folder must hold `adapter_config.json` (a PEFT LoRA config) and `adapter_model.safetensors`,
 as Workers AI requires. Nothing is loaded or unpickled: the config is plain JSON, and the tensor
 names, dtypes and shapes come from the safetensors header (an 8-byte little-endian length, then
 that many bytes of JSON), read with bounded reads. A folder that passes loads in vLLM; one that
 fails raises `AdapterMissingFiles` or `AdapterInvalid` with a message a user can act on.
+Uploads check each file on arrival with the same two checks (`engine.lora.parts`).
 """
 
 import json
@@ -48,8 +51,10 @@ _UNSUPPORTED_FEATURES = {
 MAX_CONFIG_BYTES = 1 << 20
 MAX_HEADER_BYTES = 100 << 20  # the limit the safetensors library itself enforces
 _DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4}
+# How PEFT's `save_pretrained` names a causal LM's decoder layers (see `tensor_name`).
+_LAYERS_PREFIX = "base_model.model.model.layers."
 _TENSOR_NAME = re.compile(
-    r"base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])\.weight"
+    re.escape(_LAYERS_PREFIX) + r"(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])\.weight"
 )
 
 
@@ -79,7 +84,7 @@ class AdapterLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class BaseModel:
+class LoraBase:
     """The model adapters are applied to. `accepted_names` are the values of
     `base_model_name_or_path` that name it (compared case-insensitively, and by last path
     segment, so `Qwen/QwQ-32B` and `/models/qwq-32b` both match `@cf/qwen/qwq-32b`)."""
@@ -104,11 +109,25 @@ def _name_keys(name: str) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class AdapterSummary:
+    """What an adapter's config declares: its rank `r`, the modules it targets, and whether
+    every module has rank `r` (`uniform_rank`; False when a `rank_pattern` sets others)."""
+
     rank: int
     target_modules: tuple[str, ...]
+    uniform_rank: bool = True
 
 
-def validate_adapter(folder: Path, base: BaseModel, limits: AdapterLimits) -> AdapterSummary:
+def tensor_name(layer: int, module: str, matrix: str) -> str:
+    """PEFT's name of the lora_`matrix` ("A" or "B") weight of `module` in decoder layer
+    `layer`, e.g. `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`."""
+    return f"{_LAYERS_PREFIX}{layer}.{_block(module)}.{module}.lora_{matrix}.weight"
+
+
+def _block(module: str) -> str:
+    return "self_attn" if module in _ATTENTION_MODULES else "mlp"
+
+
+def validate_adapter(folder: Path, base: LoraBase, limits: AdapterLimits) -> AdapterSummary:
     """Check an adapter folder against `base` and `limits`; raises AdapterError subclasses.
 
     Usable on any folder, e.g. an upload before it is moved into the store.
@@ -125,8 +144,7 @@ def validate_adapter(folder: Path, base: BaseModel, limits: AdapterLimits) -> Ad
         )
     config = read_config(folder / CONFIG_FILE)
     summary = check_config(config, base, limits)
-    header = read_safetensors_header(folder / WEIGHTS_FILE)
-    _check_tensors(header, config, summary, base, limits)
+    check_tensors(read_safetensors_header(folder / WEIGHTS_FILE), base, limits, summary)
     return summary
 
 
@@ -155,7 +173,7 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def check_config(config: dict[str, Any], base: BaseModel, limits: AdapterLimits) -> AdapterSummary:
+def check_config(config: dict[str, Any], base: LoraBase, limits: AdapterLimits) -> AdapterSummary:
     if str(config.get("peft_type", "")).upper() != "LORA":
         raise AdapterInvalid(f'peft_type must be "LORA", got {config.get("peft_type")!r}')
     rank = config.get("r")
@@ -193,7 +211,9 @@ def check_config(config: dict[str, Any], base: BaseModel, limits: AdapterLimits)
             f"the adapter was trained for {base_name!r}, not for {base.name} "
             f"(base_model_name_or_path must be one of {', '.join(sorted(base.accepted_names))})"
         )
-    return AdapterSummary(rank=rank, target_modules=tuple(sorted(set(targets))))
+    return AdapterSummary(
+        rank=rank, target_modules=tuple(sorted(set(targets))), uniform_rank=not ranks
+    )
 
 
 def read_safetensors_header(path: Path) -> dict[str, Any]:
@@ -241,13 +261,22 @@ def _check_entry(name: str, info: Any, data_size: int) -> None:
         raise AdapterInvalid(f"{WEIGHTS_FILE} is truncated or corrupt (at {name})")
 
 
-def _check_tensors(
+def check_tensors(
     header: dict[str, Any],
-    config: dict[str, Any],
-    summary: AdapterSummary,
-    base: BaseModel,
+    base: LoraBase,
     limits: AdapterLimits,
+    config: AdapterSummary | None = None,
 ) -> None:
+    """Check the tensors of an adapter's weights file (its `header`, as `read_safetensors_header`
+    returns it); raises AdapterInvalid. The one place these rules live: uploads check a weights
+    file on its own with them (`engine.lora.parts`), `validate_adapter` the whole adapter.
+
+    The file must hold lora_A and lora_B weights, both of each pair, of the served linear
+    projections of `base`'s decoder layers only (attention ones in `self_attn`, MLP ones in
+    `mlp`), shaped for `base`, of a rank from 1 to `limits.max_rank`. Given the adapter's
+    `config`, the tensors must also be for its target modules, and of its rank `r` unless a
+    rank_pattern sets others.
+    """
     checkpoint = base.checkpoint
     linear = checkpoint.linear_shapes()
     shapes: dict[tuple[int, str], dict[str, list[int]]] = {}
@@ -256,28 +285,33 @@ def _check_tensors(
         if match is None:
             raise AdapterInvalid(
                 f"unexpected tensor {name}: only lora_A/lora_B weights of the decoder layers' "
-                "linear projections are accepted"
+                "served linear projections are accepted"
             )
         layer, block, module, matrix = int(match[1]), match[2], match[3], match[4]
-        expected_block = "self_attn" if module in _ATTENTION_MODULES else "mlp"
-        if module not in limits.target_modules or block != expected_block:
+        if module not in linear or block != _block(module):
             raise AdapterInvalid(f"unexpected tensor {name}: no such linear layer")
-        if module not in summary.target_modules:
+        if module not in limits.target_modules:
+            allowed = ", ".join(sorted(limits.target_modules))
+            raise AdapterInvalid(
+                f"unexpected tensor {name}: {module} is not served (allowed: {allowed})"
+            )
+        if config is not None and module not in config.target_modules:
             raise AdapterInvalid(f"tensor {name} is for {module}, not in target_modules")
         if layer >= checkpoint.num_layers:
             raise AdapterInvalid(
                 f"tensor {name} is for layer {layer}, but {base.name} has "
                 f"{checkpoint.num_layers} layers: was the adapter trained for another model?"
             )
+        # A list of ints: read_safetensors_header checked.
         shapes.setdefault((layer, module), {})[matrix] = info["shape"]
     if not shapes:
         raise AdapterInvalid(f"{WEIGHTS_FILE} holds no LoRA weights")
-    uniform_rank = not config.get("rank_pattern")
     for (layer, module), pair in sorted(shapes.items()):
         prefix = f"layers.{layer}.{module}"
         if set(pair) != {"A", "B"}:
             raise AdapterInvalid(f"{prefix} has lora_{''.join(pair)} but not both lora_A and B")
         fan_in, fan_out = linear[module]
+        # The rank is lora_A's row count; lora_B must then agree with it.
         rank = pair["A"][0] if pair["A"] else 0
         expected = {"A": [rank, fan_in], "B": [fan_out, rank]}
         for matrix in ("A", "B"):
@@ -286,12 +320,12 @@ def _check_tensors(
                     f"{prefix}.lora_{matrix} has shape {pair[matrix]}, but {base.name} needs "
                     f"{expected[matrix]}: was the adapter trained for another base model?"
                 )
-        if rank > limits.max_rank:
+        if not 1 <= rank <= limits.max_rank:
             raise AdapterInvalid(
-                f"{prefix} has rank {rank}, above the largest rank served ({limits.max_rank})"
+                f"{prefix} has rank {rank}; ranks from 1 to {limits.max_rank} are served"
             )
-        if rank < 1 or (uniform_rank and rank != summary.rank):
-            raise AdapterInvalid(f"{prefix} has rank {rank}, but the config says r={summary.rank}")
+        if config is not None and config.uniform_rank and rank != config.rank:
+            raise AdapterInvalid(f"{prefix} has rank {rank}, but the config says r={config.rank}")
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from engine.lora.format import (
     AdapterError,
     AdapterLimits,
-    BaseModel,
+    LoraBase,
     validate_adapter,
 )
 from engine.types import Adapter
@@ -37,16 +37,18 @@ from engine.types import Adapter
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Adapter names are folder names; no separators, no leading dot, no NUL, no spaces."""
 
+PLAIN_NAME_RULE = (
+    "use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)"
+)
+"""What `is_plain_name` accepts, in words for error messages."""
+
 # What identifies one version of an adapter's files: (file name, mtime in ns, size) of each.
 Signature = tuple[tuple[str, int, int], ...]
 
 
 class AdapterNameInvalid(AdapterError):
     def __init__(self, name: str) -> None:
-        super().__init__(
-            f"{name!r} is not a valid adapter name: use letters, digits, '.', '_' and '-' "
-            "(at most 128, starting with a letter or digit)"
-        )
+        super().__init__(f"{name!r} is not a valid adapter name: {PLAIN_NAME_RULE}")
 
 
 class AdapterNotFound(AdapterError):
@@ -88,7 +90,7 @@ class AdapterStore:
     def __init__(
         self,
         root: Path,
-        base: BaseModel,
+        base: LoraBase,
         limits: AdapterLimits,
         ids: AdapterIds | None = None,
     ) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineDeadError, EngineRequestError
-from engine.lora.format import CONFIG_FILE, WEIGHTS_FILE
+from engine.lora.format import CONFIG_FILE, WEIGHTS_FILE, tensor_name
 from engine.types import Adapter, CheckpointInfo
 
 logger = logging.getLogger(__name__)
@@ -138,9 +138,8 @@ def write_zero_adapter(folder: Path, checkpoint: CheckpointInfo) -> None:
     }
     (folder / CONFIG_FILE).write_text(json.dumps(config), encoding="utf-8")
     hidden, q_size = checkpoint.linear_shapes()["q_proj"]
-    prefix = "base_model.model.model.layers.0.self_attn.q_proj"
     tensors = {
-        f"{prefix}.lora_A.weight": np.zeros((1, hidden), dtype=np.float16),
-        f"{prefix}.lora_B.weight": np.zeros((q_size, 1), dtype=np.float16),
+        tensor_name(0, "q_proj", "A"): np.zeros((1, hidden), dtype=np.float16),
+        tensor_name(0, "q_proj", "B"): np.zeros((q_size, 1), dtype=np.float16),
     }
     save_file(tensors, str(folder / WEIGHTS_FILE))

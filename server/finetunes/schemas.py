@@ -86,7 +86,7 @@ def parse_create(body: Any) -> FinetuneCreate:
     try:
         return FinetuneCreate.model_validate(body)
     except ValidationError as error:
-        raise bad_input(error.errors(include_url=False), body) from None
+        raise bad_input(error.errors(include_url=False)) from None
 
 
 def parse_public_query(params: Mapping[str, str | None]) -> PublicQuery:

@@ -38,9 +38,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engine.durable import fsync_path, write_atomically
 from engine.lora.format import AdapterError, validate_adapter
 from engine.lora.parts import PART_NAMES, check_part
-from engine.lora.store import AdapterStore, is_plain_name
+from engine.lora.store import PLAIN_NAME_RULE, AdapterStore, is_plain_name
 from server.errors import (
     BadInput,
     FinetuneAssetExists,
@@ -57,7 +58,7 @@ from server.finetunes.schemas import (
     asset_entry,
     timestamp,
 )
-from server.generation.service import ServedModel
+from server.generation.registry import ServedModel
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -91,8 +92,8 @@ class Finetunes:
         name = request.name
         if not is_plain_name(name) or _is_finetune_id(name):
             raise BadInput(
-                f"name: {name!r} is not a valid finetune name: use letters, digits, '.', '_' "
-                "and '-' (at most 128, starting with a letter or digit, not shaped like an id)"
+                f"name: {name!r} is not a valid finetune name: {PLAIN_NAME_RULE}, and not "
+                "shaped like a finetune id"
             )
         with self._lock:
             records = list(self._records())
@@ -178,7 +179,7 @@ class Finetunes:
                 self._publish(record, store, staging / partner, received, file_name)
             else:
                 os.replace(received, staging / file_name)
-                _sync_dir(staging)
+                fsync_path(staging)
             now = timestamp(datetime.now(UTC))
             self._write(record.model_copy(update={"modified_at": now}))
         logger.info("finetune %r (%s): %s stored", record.name, record.id, file_name)
@@ -209,7 +210,7 @@ class Finetunes:
             target = store.folder(record.name)
             if os.path.lexists(target):
                 raise FinetuneExists(record.name, "an adapter of that name was installed since")
-            _sync_dir(candidate)
+            fsync_path(candidate)
             store.root.mkdir(parents=True, exist_ok=True)
             alias = store.root / record.id
             if not os.path.lexists(alias):
@@ -219,7 +220,7 @@ class Finetunes:
         except BaseException:
             shutil.rmtree(candidate, ignore_errors=True)
             raise
-        _sync_dir(store.root)
+        fsync_path(store.root)
         # The staged file, and candidates a crash may have left. (`incoming` stays: an upload
         # may be streaming into it, to be refused.)
         for leftover in self._folder(record).iterdir():
@@ -267,15 +268,15 @@ class Finetunes:
         building = Path(tempfile.mkdtemp(prefix=".new-", dir=self.root))
         try:
             (building / STAGING_DIR).mkdir()
-            _write_json(building / RECORD_FILE, record.model_dump())
+            _write_record(building / RECORD_FILE, record)
             os.rename(building, self._folder(record))
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise
-        _sync_dir(self.root)
+        fsync_path(self.root)
 
     def _write(self, record: FinetuneRecord) -> None:
-        _write_json(self._folder(record) / RECORD_FILE, record.model_dump())
+        _write_record(self._folder(record) / RECORD_FILE, record)
 
 
 def serve_finetunes(settings: Settings, models: Mapping[str, ServedModel]) -> Finetunes:
@@ -298,26 +299,5 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace `path` atomically: temp file in the same folder, fsync, rename, fsync folder."""
-    descriptor, temporary = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _sync_dir(path.parent)
-
-
-def _sync_dir(folder: Path) -> None:
-    """Make renames in `folder` durable."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+def _write_record(path: Path, record: FinetuneRecord) -> None:
+    write_atomically(path, json.dumps(record.model_dump(), indent=2) + "\n")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chat_templates import ChatTemplate
-from engine.lora.format import AdapterLimits, BaseModel
+from engine.lora.format import AdapterLimits, LoraBase
 from engine.lora.store import AdapterIds, AdapterStore, model_slug
 from engine.protocol import Engine
 from server.generation.specs import MODELS, ModelSpec
@@ -95,7 +95,7 @@ def _adapter_store(
         return None
     checkpoint = engine.checkpoint_info()
     names = {model.name, checkpoint.source, model.engine.checkpoint, model.engine.builtin}
-    base = BaseModel(
+    base = LoraBase(
         name=model.name,
         accepted_names=frozenset(name for name in names if name),
         checkpoint=checkpoint,

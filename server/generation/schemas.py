@@ -77,7 +77,7 @@ class WrappedTool(_Wire):
     function: FunctionTool
 
 
-_TOOL = TypeAdapter(FunctionTool | WrappedTool)
+_TOOLS = TypeAdapter(list[FunctionTool | WrappedTool])
 
 
 class ResponseFormat(_Wire):
@@ -131,9 +131,8 @@ class _ChatForm(_Wire):
     @classmethod
     def _tool_shapes(cls, tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
         # Validate against the published shapes, but keep each tool exactly as sent: the chat
-        # template renders it verbatim.
-        for tool in tools or []:
-            _TOOL.validate_python(tool, strict=True)
+        # template renders it verbatim. The list is checked whole, so errors name the index.
+        _TOOLS.validate_python(tools or [], strict=True)
         return tools
 
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from engine.errors import EngineDeadError, EngineError, EngineRequestError
 from engine.types import Adapter, FinishReason, GenerationParams, StructuredOutput
@@ -221,10 +221,12 @@ async def collect(events: AsyncGenerator[StreamEvent, None]) -> Collected:
                 reasoning.append(event.text)
             elif isinstance(event, ToolCallChunk):
                 calls.append(event.call)
-            else:
+            elif isinstance(event, Finished):
                 return Collected(
                     "".join(text), "".join(reasoning), calls, event.usage, event.finish_reason
                 )
+            else:
+                assert_never(event)
     raise InternalError()  # events() always ends with Finished
 
 

@@ -29,4 +29,4 @@ def parse_input(spec: ModelSpec, body: Any) -> PromptInput | MessagesInput:
     try:
         return schema.model_validate(body)
     except ValidationError as error:
-        raise bad_input(error.errors(include_url=False), body) from None
+        raise bad_input(error.errors(include_url=False)) from None

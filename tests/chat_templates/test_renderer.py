@@ -10,7 +10,6 @@ import random
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -20,7 +19,7 @@ from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast
 
 from chat_templates import ChatTemplate, ChatTemplateError
-from tests.support.chat_conversations import (
+from tests.support.conversations import (
     CALL_BARE,
     CALL_DICT_ARGS,
     CALL_STRING_ARGS,
@@ -36,8 +35,9 @@ from tests.support.chat_conversations import (
     Rejected,
     Tool,
 )
+from tests.support.paths import OFFICIAL_TEMPLATES, REPO
 
-OFFICIAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "chat_templates"
+OFFICIAL_DIR = OFFICIAL_TEMPLATES
 
 # The verified copies, as listed in SOURCES.md beside them.
 OFFICIAL_SHA256 = {
@@ -393,5 +393,5 @@ def test_package_imports_no_server_code() -> None:
         "('fastapi', 'vllm', 'server', 'engine', 'transformers', 'torch')]\n"
         "assert not bad, bad\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = REPO
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from server.settings import load_settings
-from tests.support.live_server import REPO, TOKEN, RunningServer, running_server
+from tests.support.live_server import TOKEN, RunningServer, running_server
+from tests.support.paths import REPO
 
 TINY_CONFIG = REPO / "configs" / "cpu-tiny.yaml"
 

@@ -5,7 +5,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.live_server import REPO, TOKEN, RunningServer, running_server
+from tests.support.live_server import TOKEN, RunningServer, running_server
+from tests.support.paths import REPO
 
 MODELS = ["@cf/qwen/qwq-32b", "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"]
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from server.settings import ConfigError, load_settings
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PROFILES = sorted((REPO / "configs").glob("*.yaml"))
 
 

@@ -6,13 +6,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from engine.lora.store import model_slug
-from tests.support.app import AUTH, QWQ
+from tests.support.app import AUTH, QWQ, run_url
 from tests.support.lora_factory import write_adapter
 
 ACCOUNT = "acct"
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
 FILES = (CONFIG, WEIGHTS)
+CHAT = {"messages": [{"role": "user", "content": "Hi"}]}
 
 
 def finetunes_url(path: str = "", account: str = ACCOUNT, prefix: str = "/client/v4") -> str:
@@ -45,6 +46,11 @@ def upload(
     )
 
 
+def run_with(client: TestClient, lora: str, model: str = QWQ) -> Any:
+    """A chat request through the finetune `lora` (a name or an id)."""
+    return client.post(run_url(model), json={**CHAT, "lora": lora}, headers=AUTH)
+
+
 def adapter_files(folder: Path, model: str = QWQ, **options: Any) -> dict[str, bytes]:
     """The two files of a LoRA adapter for `model`'s tiny checkpoint (`write_adapter` options)."""
     options.setdefault("base_model", model)
@@ -65,3 +71,10 @@ def leftovers(adapters_dir: Path) -> list[Path]:
         for path in adapters_dir.rglob("*")
         if path.name.startswith(prefixes) or path.name.endswith(".tmp")
     ]
+
+
+def staged(adapters_dir: Path, finetune_id: str) -> list[str]:
+    """The files received so far by a finetune not yet published."""
+    return sorted(
+        path.name for path in (adapters_dir / ".finetunes" / finetune_id / "adapter").iterdir()
+    )

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 TOKEN = "integration-token"
 STARTUP_TIMEOUT_S = 600
 

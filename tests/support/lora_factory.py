@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.lora.format import BaseModel
+from engine.lora.format import LoraBase
 from engine.types import CheckpointInfo
 
 QWQ = "@cf/qwen/qwq-32b"
@@ -68,10 +68,10 @@ TINY_CHECKPOINT = CheckpointInfo(
 )
 
 
-def tiny_base(model: str) -> BaseModel:
+def tiny_base(model: str) -> LoraBase:
     """A tiny model served as `model`, built from the checkpoint `tiny-qwq-32b`."""
     names = {model, TINY_CHECKPOINT.source, "tiny-qwq-32b"}
-    return BaseModel(name=model, accepted_names=frozenset(names), checkpoint=TINY_CHECKPOINT)
+    return LoraBase(name=model, accepted_names=frozenset(names), checkpoint=TINY_CHECKPOINT)
 
 
 def tensor_name(layer: int, module: str, matrix: str) -> str:

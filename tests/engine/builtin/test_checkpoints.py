@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine import checkpoints, tiny_models
+from chat_templates.renderer import builtin_source
+from engine.builtin import checkpoints, tiny_models
 from engine.builtin.checkpoints import FORMAT_VERSION, prepare_checkpoint
-from engine.builtin.tiny_models import SPECS, TinySpec, read_chat_template
+from engine.builtin.tiny_models import SPECS, TinySpec
 from engine.config import BuiltinCheckpoint
 
 TINY: list[BuiltinCheckpoint] = ["tiny-qwq-32b", "tiny-deepseek-r1-distill-qwen-32b"]
@@ -173,7 +174,7 @@ def test_tokenizer_json_and_transformers_agree(built: dict[str, Path], name: str
 @pytest.mark.parametrize("name", TINY)
 def test_chat_template_is_the_projects(built: dict[str, Path], name: str) -> None:
     tokenizer_config = _json(built[name] / "tokenizer_config.json")
-    assert tokenizer_config["chat_template"] == read_chat_template(SPECS[name].template_file)
+    assert tokenizer_config["chat_template"] == builtin_source(SPECS[name].template)
     assert _tokenizer(built[name]).chat_template == tokenizer_config["chat_template"]
 
 
@@ -220,7 +221,7 @@ def test_concurrent_callers_build_once(tmp_path: Path, monkeypatch: pytest.Monke
     real_build = tiny_models.build_tiny_checkpoint
 
     def counting_build(spec: TinySpec, out_dir: Path) -> None:
-        builds.append(spec.template_file)
+        builds.append(spec.template)
         real_build(spec, out_dir)
 
     monkeypatch.setattr(checkpoints, "build_tiny_checkpoint", counting_build)

@@ -16,6 +16,7 @@ from engine.lora.format import (
     read_safetensors_header,
     validate_adapter,
 )
+from engine.lora.format import tensor_name as peft_tensor_name
 from tests.support.lora_factory import (
     QWEN25_32B,
     QWQ,
@@ -255,6 +256,12 @@ def test_unexpected_tensors_are_refused(tmp_path: Path, edit: TensorEdit, messag
 
     with pytest.raises(AdapterInvalid, match=message):
         validate_adapter(folder, BASE, LIMITS)
+
+
+@pytest.mark.parametrize("module", ALL_LINEAR)
+@pytest.mark.parametrize(("layer", "matrix"), [(0, "A"), (1, "B"), (63, "A")])
+def test_tensor_names_are_the_ones_peft_writes(layer: int, module: str, matrix: str) -> None:
+    assert peft_tensor_name(layer, module, matrix) == tensor_name(layer, module, matrix)
 
 
 def test_a_file_without_tensors_is_refused(tmp_path: Path) -> None:

@@ -31,16 +31,6 @@ TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 CHAT = {"messages": [{"role": "user", "content": "Hi"}]}
 
 
-@pytest.fixture
-def adapters_dir(tmp_path: Path) -> Path:
-    return tmp_path / "adapters"
-
-
-@pytest.fixture
-def client(make_client: ClientFactory, adapters_dir: Path) -> TestClient:
-    return make_client(models=lora_models(), adapters_dir=adapters_dir)
-
-
 def names(response: Any) -> list[str]:
     assert response.status_code == 200, response.text
     return [entry["name"] for entry in response.json()["result"]]

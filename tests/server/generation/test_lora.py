@@ -14,8 +14,8 @@ from tests.support.app import AUTH, QWQ, R1, ClientFactory, lora_models, run_url
 from tests.support.envelopes import assert_error
 from tests.support.fake_engine import FakeEngine
 from tests.support.lora_factory import write_adapter
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CHAT = {"messages": [{"role": "user", "content": "Hi"}]}
 
 

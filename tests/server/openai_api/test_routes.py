@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from chat_templates import ChatTemplate
 from engine.types import StructuredOutput
-from tests.support.app import AUTH, QWQ, R1
+from tests.support.app import AUTH, QWQ, R1, run_url
 from tests.support.envelopes import assert_error
 from tests.support.fake_engine import FakeEngine
 
@@ -146,7 +146,7 @@ def test_tool_history_is_rendered_for_each_template(
 @pytest.mark.parametrize(
     ("model", "response_format", "expected"),
     [
-        (QWQ, {"type": "json_object"}, StructuredOutput(json_schema={"type": "object"})),
+        (QWQ, {"type": "json_object"}, StructuredOutput(json_object=True)),
         (
             QWQ,
             {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}},
@@ -170,11 +170,16 @@ def test_response_format_reaches_the_engine(
 ) -> None:
     engines[model].script = ["[1]"] if "array" in json.dumps(response_format) else ["{}"]
     body = {"model": model, "messages": MESSAGES, "response_format": response_format}
+    native = {"messages": MESSAGES, "response_format": response_format}
 
     response = client.post(CHAT, json=body, headers=AUTH)
+    native_response = client.post(run_url(model), json=native, headers=AUTH)
 
     assert response.status_code == 200, response.text
+    assert native_response.status_code == 200, native_response.text
+    # One JSON-mode rule: the OpenAI route asks the engine for exactly what /ai/run asks for.
     assert engines[model].calls[0].params.structured == expected
+    assert engines[model].calls[1].params.structured == expected
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.errors import EngineDeadError, EngineError
-from server.http.sse import MAX_PADDING, PADDING, encode, padding
+from server.http.sse import encode
+from server.workers_ai.events import MAX_PADDING, PADDING, padding
 from tests.support.app import AUTH, QWQ, R1, run_url
 from tests.support.fake_engine import FakeEngine
 from tests.support.sse import parse_events
