@@ -37,7 +37,15 @@ class EngineConfig(BaseModel):
     cpu_kv_cache_gib: float = Field(
         default=1.0, gt=0, description="KV cache size on the CPU build (VLLM_CPU_KVCACHE_SPACE)."
     )
-    max_num_seqs: int | None = Field(default=None, ge=1)
+    max_num_seqs: int | None = Field(
+        default=None, ge=1, description="Requests generated together (vLLM's default if unset)."
+    )
+    max_waiting_requests: int | None = Field(
+        default=None,
+        ge=0,
+        description="Requests that may wait for a running slot; past it requests are refused "
+        "with 429 (code 3040). Default: as many as run at once (max_num_seqs).",
+    )
     enforce_eager: bool = False
     seed: int = 0
     structured_output_backend: Literal["guidance", "xgrammar"] = Field(

@@ -2,6 +2,7 @@
 
     EngineError
     ├── EngineDeadError        the engine process is gone; every later request fails too
+    ├── EngineBusyError        the engine's queue is full (or, when asked, it would have to wait)
     ├── EngineRequestError     the engine refused this one request (bad parameters)
     └── EngineStartError       the engine could not be built (bad checkpoint, no memory)
 
@@ -16,6 +17,11 @@ class EngineError(Exception):
 
 class EngineDeadError(EngineError):
     """The engine is no longer running."""
+
+
+class EngineBusyError(EngineError):
+    """The engine cannot take the request now: its waiting queue is full, or the request asked
+    not to wait and every running slot is taken. Trying again later can succeed."""
 
 
 class EngineRequestError(EngineError):

@@ -49,6 +49,8 @@ class GenerationParams:
     presence_penalty: float | None = None
     structured: StructuredOutput | None = None
     adapter: Adapter | None = None
+    # Refuse (EngineBusyError) rather than wait when every running slot is taken.
+    reject_if_busy: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ import logging
 import sys
 from pathlib import Path
 
+from server.logs import configure_logging
 from server.settings import ConfigError, load_settings
 
 logger = logging.getLogger("workers_ai_local")
@@ -21,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default from the config: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default from the config: 8787)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="'json': one JSON object a line, for log shippers (default from the config: text)",
+    )
     prepare = commands.add_parser(
         "prepare", help="build the local checkpoints a config uses, then exit"
     )
@@ -30,10 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, getattr(args, "log_level", "info").upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         if args.command == "serve":
             return _serve(args)
@@ -49,7 +51,10 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.auth import check_token_policy
 
-    settings = load_settings(args.config, host=args.host, port=args.port)
+    settings = load_settings(
+        args.config, host=args.host, port=args.port, log_format=args.log_format
+    )
+    configure_logging(args.log_level, settings.log_format)
     check_token_policy(settings)
     if not settings.api_tokens:
         logger.warning(
@@ -57,20 +62,39 @@ def _serve(args: argparse.Namespace) -> int:
             "on the loopback address %s only",
             settings.host,
         )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=10,
+    server: uvicorn.Server | None = None
+    exit_code = 0
+
+    def stop_after_engine_failure() -> None:
+        # Non-zero, so that compose, systemd or Kubernetes restart the server.
+        nonlocal exit_code
+        exit_code = 1
+        if server is not None:
+            server.should_exit = True  # uvicorn's graceful shutdown, as on SIGTERM
+
+    app = create_app(settings, on_engine_failure=stop_after_engine_failure)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=args.log_level,
+            # uvicorn's lines go through our handler, in our format; its access log would
+            # repeat server.http.request_log's line for every request.
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
     )
-    return 0
+    server.run()
+    return exit_code
 
 
 def _prepare(args: argparse.Namespace) -> int:
     from engine.builtin.checkpoints import prepare_checkpoint
 
     settings = load_settings(args.config)
+    configure_logging("info", settings.log_format)
     for model in settings.models:
         if model.engine.builtin is not None:
             path = prepare_checkpoint(model.engine.builtin, settings.resolved_cache_dir())

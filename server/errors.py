@@ -18,9 +18,10 @@
     ├── FinetuneExists                  409    3045  a finetune of that name exists already
     ├── FinetuneAssetExists             409    3046  finetune assets cannot be replaced
     ├── ContextWindowExceeded           413    5021
-    ├── RequestTooLarge                 413    3006  an upload over the size limit
+    ├── RequestTooLarge                 413    3006  a body or an upload over the size limit
+    ├── CapacityExceeded                429    3040  the model's queue is full (Retry-After)
     ├── ClientDisconnected              499    3008  the client left; nobody reads the answer
-    ├── EngineUnavailable               503    3040  engine not (yet) running
+    ├── EngineUnavailable               503    3040  the model's engine has stopped
     └── InternalError                   500    3043  never echoes internal exception text
 
 Envelope: {"result": null, "success": false, "errors": [{"code", "message"}], "messages": []}.
@@ -40,6 +41,10 @@ class WorkersAIError(Exception):
 
     def envelope(self) -> dict[str, Any]:
         return error_envelope(self.code, self.message)
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the envelope."""
+        return {}
 
 
 class BadInput(WorkersAIError):
@@ -189,6 +194,19 @@ class ClientDisconnected(WorkersAIError):
     status = 499
     code = 3008
     default_message = "Request was aborted"
+
+
+class CapacityExceeded(WorkersAIError):
+    """The model's engine has no room: its waiting queue is full, or the request asked not to
+    wait (`options.rejectIfBusy`) and every running slot is taken."""
+
+    status = 429
+    code = 3040
+    default_message = "Capacity temporarily exceeded, please try again."
+    retry_after_s = 1
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class EngineUnavailable(WorkersAIError):

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.config import EngineConfig
 from server.generation.specs import MODELS
+from server.logs import LogFormat
 
 DEFAULT_CACHE_DIR = Path("~/.cache/workers-ai-local")
 
@@ -81,7 +82,17 @@ class Settings(BaseModel):
         description="The largest finetune asset an upload may send (Workers AI: adapters under "
         "500 MB); enforced while the upload streams in.",
     )
+    max_request_bytes: int = Field(
+        default=4 * 2**20,
+        ge=1024,
+        description="The largest JSON request body; larger ones get 413 before they are parsed. "
+        "4 MiB holds an 80000-token prompt many times over.",
+    )
     models: list[ModelSettings] = Field(min_length=1)
+    log_format: LogFormat = Field(
+        default="text",
+        description="'text' for people, 'json' (one object a line) for log shippers.",
+    )
 
     _split_tokens = field_validator("api_tokens", "account_ids", mode="before")(_split_commas)
 
@@ -125,6 +136,8 @@ class EnvOverrides(BaseSettings):
     cache_dir: Path | None = None
     adapters_dir: Path | None = None
     max_finetune_file_bytes: int | None = None
+    max_request_bytes: int | None = None
+    log_format: LogFormat | None = None
 
     _split = field_validator("api_tokens", "account_ids", mode="before")(_split_commas)
 

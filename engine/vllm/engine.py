@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import EngineConfig
-from engine.errors import EngineDeadError, EngineError, EngineRequestError, EngineStartError
+from engine.errors import (
+    EngineBusyError,
+    EngineDeadError,
+    EngineError,
+    EngineRequestError,
+    EngineStartError,
+)
 from engine.sampling import sampling_kwargs
 from engine.types import (
     Adapter,
@@ -59,18 +65,31 @@ def prepare_vllm_environment() -> None:
 class VllmEngine:
     """An `engine.protocol.Engine` backed by vLLM's `AsyncLLM`."""
 
-    def __init__(self, llm: Any, name: str) -> None:
+    def __init__(self, llm: Any, name: str, max_waiting: int | None = None) -> None:
         self._llm = llm
         self._name = name
         self._tokenizer = llm.get_tokenizer()
         self._defaults: dict[str, Any] = llm.model_config.get_diff_sampling_param()
         self._adapters: VllmAdapters | None = None
+        self._max_running: int = llm.scheduler_config.max_num_seqs
+        waiting = self._max_running if max_waiting is None else max_waiting
+        # vLLM's own admission control: past this many unfinished requests (running and
+        # waiting), `generate` raises QueueOverflowError at once. AsyncLLM reads the limit
+        # from its scheduler config on every request, so it is set here, once vLLM has
+        # settled max_num_seqs (its default depends on the device).
+        llm.scheduler_config.max_num_queued_reqs = self._max_running + waiting
+        logger.info(
+            "%s: %d requests run at once, %d more may wait",
+            name,
+            self._max_running,
+            waiting,
+        )
 
     @classmethod
     async def start(cls, config: EngineConfig, checkpoint: Path | str, name: str) -> "VllmEngine":
         """Build the engine off the event loop; raises EngineStartError on failure."""
         llm = await asyncio.to_thread(_build_async_llm, config, str(checkpoint))
-        engine = cls(llm, name)
+        engine = cls(llm, name, config.max_waiting_requests)
         if config.enable_lora:
             try:
                 engine._adapters = await VllmAdapters.start(
@@ -110,7 +129,7 @@ class VllmEngine:
         self, prompt_token_ids: list[int], params: GenerationParams, request_id: str
     ) -> AsyncGenerator[Delta, None]:
         from vllm import SamplingParams, TokensPrompt
-        from vllm.exceptions import VLLMClientError
+        from vllm.exceptions import GracefulHTTPError, VLLMClientError
         from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
 
@@ -122,6 +141,8 @@ class VllmEngine:
             )
         except (ValueError, VLLMClientError) as error:
             raise EngineRequestError(str(error)) from None
+        if params.reject_if_busy and self._llm.get_num_unfinished_requests() >= self._max_running:
+            raise EngineBusyError(f"every running slot of {self._name} is taken")
         prompt = TokensPrompt(prompt_token_ids=prompt_token_ids)
         if params.adapter is not None and self._adapters is None:
             raise EngineRequestError(f"LoRA is not enabled for {self._name}")
@@ -145,6 +166,9 @@ class VllmEngine:
                     yield Delta(completion.text, len(completion.token_ids), finish)
         except VllmEngineDeadError:
             raise EngineDeadError(f"the engine of {self._name} has stopped") from None
+        except GracefulHTTPError as error:
+            # QueueOverflowError, MaxQueuedTokensError: admission control said no.
+            raise EngineBusyError(str(error)) from None
         except VLLMClientError as error:
             raise EngineRequestError(str(error)) from None
         except (asyncio.CancelledError, GeneratorExit):

@@ -30,7 +30,7 @@ from engine.types import Adapter, CheckpointInfo
 
 logger = logging.getLogger(__name__)
 
-# Far above the ids `engine.lora.store.AdapterIds` hands out (1, 2, ...); vLLM needs ids >= 1.
+# Outside the ids `engine.lora.store` hands out (1 to 2**31 - 2); vLLM needs ids >= 1.
 ZERO_ADAPTER_ID = 2**31 - 1
 
 

@@ -14,14 +14,18 @@
 
 Rules:
 - `model` is a served model whose engine serves LoRA (else 5007, or 5005).
-- `name` is a plain adapter name (`engine.lora.store.is_plain_name`), not shaped like a finetune
-  id, and unique on the whole server: among all accounts' finetunes (the run route finds
-  adapters by name in one store shared by every account, and the assets route by name within
-  an account) and among the adapters already installed for the model.
+- `name` is a plain adapter name (`engine.lora.store.is_plain_name`: never all digits, which
+  `lora` reads as an adapter id), not shaped like a finetune id (which `lora` and the assets
+  route read as one), and unique on the whole server: among all accounts' finetunes (the run
+  route finds adapters by name in one store shared by every account, and the assets route by
+  name within an account) and among the adapters already installed for the model. So no
+  finetune's name can stand for another finetune's id or another adapter's id.
+- Records of an earlier version named all digits are kept and listed, but take no assets.
 - Assets: `adapter_config.json` and `adapter_model.safetensors`, each checked on arrival
   (`engine.lora.parts`), the pair checked in full (`engine.lora.format`) when the second
   arrives. Once stored, an asset cannot be replaced (409).
-- Every file lands by temp file, fsync, rename; a refused upload leaves nothing behind.
+- Every file lands by temp file, fsync, rename; a refused upload leaves nothing behind, and
+  what a crash leaves is swept at the next start (`server.finetunes.leftovers`).
 """
 
 import json
@@ -41,7 +45,7 @@ from pydantic import ValidationError
 from engine.durable import fsync_path, write_atomically
 from engine.lora.format import AdapterError, validate_adapter
 from engine.lora.parts import PART_NAMES, check_part
-from engine.lora.store import PLAIN_NAME_RULE, AdapterStore, is_plain_name
+from engine.lora.store import DIGITS_RULE, PLAIN_NAME_RULE, AdapterStore, is_id, is_plain_name
 from server.errors import (
     BadInput,
     FinetuneAssetExists,
@@ -51,6 +55,15 @@ from server.errors import (
     LoraNotSupported,
     NoSuchModel,
 )
+from server.finetunes.layout import (
+    CANDIDATE_PREFIX,
+    DATA_DIR,
+    INCOMING_DIR,
+    NEW_PREFIX,
+    RECORD_FILE,
+    STAGING_DIR,
+)
+from server.finetunes.leftovers import sweep_leftovers
 from server.finetunes.schemas import (
     FinetuneCreate,
     FinetuneRecord,
@@ -62,11 +75,6 @@ from server.generation.registry import ServedModel
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-DATA_DIR = ".finetunes"
-RECORD_FILE = "finetune.json"
-STAGING_DIR = "adapter"
-INCOMING_DIR = "incoming"
 
 
 class Finetunes:
@@ -91,10 +99,8 @@ class Finetunes:
         store = self._store(request.model)
         name = request.name
         if not is_plain_name(name) or _is_finetune_id(name):
-            raise BadInput(
-                f"name: {name!r} is not a valid finetune name: {PLAIN_NAME_RULE}, and not "
-                "shaped like a finetune id"
-            )
+            rule = DIGITS_RULE if is_id(name) else PLAIN_NAME_RULE + ", not like a finetune id"
+            raise BadInput(f"name: {name!r} is not a valid finetune name: {rule}")
         with self._lock:
             records = list(self._records())
             if any(record.name == name for record in records):
@@ -144,7 +150,7 @@ class Finetunes:
         Raises FinetuneAssetExists when the finetune has both its files already, so that a
         client is refused before it sends the whole file.
         """
-        store = self._store(record.model)
+        store = self._store_of(record)
         if self._published(record, store):
             raise FinetuneAssetExists(record.name, " and ".join(PART_NAMES))
         incoming = self._folder(record) / INCOMING_DIR
@@ -162,7 +168,7 @@ class Finetunes:
             raise BadInput(
                 f"file_name: {file_name!r} is not accepted (only {' and '.join(PART_NAMES)})"
             )
-        store = self._store(record.model)
+        store = self._store_of(record)
         try:
             check_part(received, file_name, store.base, store.limits)
         except AdapterError as error:
@@ -199,7 +205,7 @@ class Finetunes:
         Until the rename nothing is in the store and the staging folder is untouched, so a
         refusal (or a crash) leaves the finetune as it was before this upload.
         """
-        candidate = Path(tempfile.mkdtemp(prefix=".candidate-", dir=self._folder(record)))
+        candidate = Path(tempfile.mkdtemp(prefix=CANDIDATE_PREFIX, dir=self._folder(record)))
         try:
             _link_or_copy(partner, candidate / partner.name)
             os.replace(received, candidate / file_name)
@@ -227,6 +233,37 @@ class Finetunes:
             if leftover.name not in (RECORD_FILE, INCOMING_DIR):
                 shutil.rmtree(leftover, ignore_errors=True)
         logger.info("finetune %r (%s) published as %s", record.name, record.id, target)
+
+    def _store_of(self, record: FinetuneRecord) -> AdapterStore:
+        """The store `record` publishes into. Raises NoSuchModel, LoraNotSupported and, for a
+        finetune named all digits before such names were refused, InvalidFinetune."""
+        store = self._store(record.model)
+        if not is_plain_name(record.name):
+            raise InvalidFinetune(
+                record.name, f"{DIGITS_RULE}; create a finetune with another name"
+            )
+        return store
+
+    def warn_of_unserved(self) -> None:
+        """Log what an all-digit name keeps from being served: adapter folders, finetunes."""
+        for model, store in self._stores.items():
+            if store is None:
+                continue
+            for name in store.misnamed():
+                logger.warning(
+                    "%s: adapter %s is never served: %s; rename its folder",
+                    model,
+                    store.root / name,
+                    DIGITS_RULE,
+                )
+        for record in self._records():
+            if is_id(record.name):
+                logger.warning(
+                    "finetune %r (%s) is never served: %s; create it again with another name",
+                    record.name,
+                    record.id,
+                    DIGITS_RULE,
+                )
 
     def _store(self, model: str) -> AdapterStore:
         if model not in self._stores:
@@ -265,7 +302,7 @@ class Finetunes:
     def _add(self, record: FinetuneRecord) -> None:
         """Create the finetune's folder whole: built under a temporary name, then renamed."""
         self.root.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=".new-", dir=self.root))
+        building = Path(tempfile.mkdtemp(prefix=NEW_PREFIX, dir=self.root))
         try:
             (building / STAGING_DIR).mkdir()
             _write_record(building / RECORD_FILE, record)
@@ -280,9 +317,18 @@ class Finetunes:
 
 
 def serve_finetunes(settings: Settings, models: Mapping[str, ServedModel]) -> Finetunes:
-    """The finetunes of the served models, in their adapter stores' folder."""
+    """The finetunes of the served models, in their adapter stores' folder.
+
+    Called before serving: sweeps what interrupted writes left, and warns of adapters and
+    finetunes that an all-digit name keeps from being served.
+    """
     stores = {name: model.adapters for name, model in models.items()}
-    return Finetunes(settings.resolved_adapters_dir(), stores, settings.max_finetune_file_bytes)
+    finetunes = Finetunes(
+        settings.resolved_adapters_dir(), stores, settings.max_finetune_file_bytes
+    )
+    sweep_leftovers(finetunes.root)
+    finetunes.warn_of_unserved()
+    return finetunes
 
 
 def _is_finetune_id(value: str) -> bool:

@@ -7,6 +7,12 @@ straight to a temporary file beside the finetune, counted against `max_file_byte
 reading stops and the answer is 413 (the server then closes the connection; clients built on
 httpx/httpcore, and curl, still read that early answer). Then `Finetunes.add_asset` checks the
 file and moves it into place; whatever happens, no temporary file stays behind.
+
+Everything but the file's bytes is bounded, and reading stops with 400 (5006) past a bound:
+MAX_PARTS parts, MAX_PART_HEADER_BYTES of headers per part, MAX_FIELD_BYTES of `file_name`,
+MAX_IGNORED_BYTES of other fields (ignored, as unknown fields are elsewhere in the API, but
+counted), and MAX_FORM_BYTES besides the file in all (boundaries, a preamble or an epilogue).
+So a body that is not the file can neither fill memory nor keep the server reading.
 """
 
 import asyncio
@@ -22,12 +28,17 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from server.errors import BadInput, RequestTooLarge
+from server.finetunes.layout import UPLOAD_PREFIX, UPLOAD_SUFFIX
 from server.finetunes.store import Finetunes
 
 FILE_FIELD = "file"
 NAME_FIELD = "file_name"
 MAX_FIELD_BYTES = 1024
 MAX_PARTS = 8
+MAX_PART_HEADER_BYTES = 8 << 10
+MAX_IGNORED_BYTES = 4 << 10
+# Above what the bounds of each part allow together, so that each refusal names its own bound.
+MAX_FORM_BYTES = 128 << 10
 FLUSH_BYTES = 1 << 20
 
 
@@ -93,8 +104,9 @@ def _boundary(content_type: str | None) -> bytes:
 class _Part:
     name: str | None = None
     disposition: bytes = b""
-    header: bytes = b""
-    value: bytes = b""
+    header: bytearray = field(default_factory=bytearray)
+    value: bytearray = field(default_factory=bytearray)
+    header_bytes: int = 0  # of all its headers, counted as they arrive
     data: bytearray = field(default_factory=bytearray)
 
 
@@ -111,6 +123,8 @@ class _Form:
         self._pending = bytearray()
         self._has_file = False
         self._ended = False
+        self._ignored = 0
+        self._received = 0
         self.size = 0
 
     async def read(self, boundary: bytes, chunks: AsyncIterator[bytes]) -> None:
@@ -129,10 +143,15 @@ class _Form:
                 },
             )
             async for chunk in chunks:
+                self._received += len(chunk)
                 parser.write(chunk)
                 if self.size > self._max_bytes:
                     raise RequestTooLarge(
                         f"an uploaded file may have at most {self._max_bytes} bytes"
+                    )
+                if self._received - self.size > MAX_FORM_BYTES:
+                    raise BadInput(
+                        f"the form may have at most {MAX_FORM_BYTES} bytes besides the file"
                     )
                 if len(self._pending) >= FLUSH_BYTES:
                     await self._flush()
@@ -163,15 +182,25 @@ class _Form:
         self._part = _Part()
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self._part.header += data[start:end]
 
     def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self._part.value += data[start:end]
 
     def _on_header_end(self) -> None:
+        self._count_header_bytes(2)  # its CRLF: empty headers count too
         if self._part.header.strip().lower() == b"content-disposition":
-            self._part.disposition = self._part.value
-        self._part.header, self._part.value = b"", b""
+            self._part.disposition = bytes(self._part.value)
+        self._part.header.clear()
+        self._part.value.clear()
+
+    def _count_header_bytes(self, count: int) -> None:
+        # Checked before the bytes are kept: a part's headers never hold more than the bound.
+        self._part.header_bytes += count
+        if self._part.header_bytes > MAX_PART_HEADER_BYTES:
+            raise BadInput(f"a part's headers may have at most {MAX_PART_HEADER_BYTES} bytes")
 
     def _on_headers_finished(self) -> None:
         _, options = parse_options_header(self._part.disposition)
@@ -193,7 +222,14 @@ class _Form:
             self._part.data += data[start:end]
             if len(self._part.data) > MAX_FIELD_BYTES:
                 raise BadInput(f"field '{NAME_FIELD}' is longer than {MAX_FIELD_BYTES} bytes")
-        # Other fields are ignored, as unknown fields are elsewhere in the API.
+        else:
+            # Ignored, as unknown fields are elsewhere in the API, but not read without end.
+            self._ignored += end - start
+            if self._ignored > MAX_IGNORED_BYTES:
+                raise BadInput(
+                    f"fields other than '{NAME_FIELD}' and '{FILE_FIELD}' may have at most "
+                    f"{MAX_IGNORED_BYTES} bytes in all (field {self._part.name!r})"
+                )
 
     def _on_part_end(self) -> None:
         if self._part.name == NAME_FIELD:
@@ -215,7 +251,7 @@ def discard(path: Path) -> None:
 
 def _create(folder: Path) -> IO[bytes]:
     return tempfile.NamedTemporaryFile(
-        mode="wb", prefix=".upload-", suffix=".part", dir=folder, delete=False
+        mode="wb", prefix=UPLOAD_PREFIX, suffix=UPLOAD_SUFFIX, dir=folder, delete=False
     )
 
 

@@ -14,6 +14,20 @@ from server.errors import BadInput, JsonModeNotMet
 from server.generation.schemas import MessagesInput, PromptInput, ResponseFormat
 
 
+class RawJson:
+    """A JSON text the model wrote, checked to parse, to be sent as it is (never re-encoded:
+    see `server.http.exact_json`). A plain class on purpose: pydantic passes unknown types
+    through `model_dump` untouched, where it would turn a dataclass into a dict."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"RawJson({self.text!r})"
+
+
 def structured_output(
     request: PromptInput | MessagesInput, *, default_after_reasoning: bool
 ) -> StructuredOutput | None:

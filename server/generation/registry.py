@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +58,20 @@ async def start_engines(settings: Settings, stack: AsyncExitStack) -> dict[str, 
             started[key] = engine
         engines[model.name] = started[key]
     return engines
+
+
+async def watch_engines(
+    models: Mapping[str, ServedModel], on_failure: Callable[[str], None], interval_s: float = 1.0
+) -> None:
+    """Check every engine each `interval_s`; on the first that is no longer healthy, call
+    `on_failure` with a model name it serves, and return. Engines never come back by
+    themselves: a dead vLLM engine stays dead until the process restarts."""
+    while True:
+        for name, model in models.items():
+            if not (await model.engine.status()).healthy:
+                on_failure(name)
+                return
+        await asyncio.sleep(interval_s)
 
 
 def bind_models(settings: Settings, engines: Mapping[str, Engine]) -> dict[str, ServedModel]:

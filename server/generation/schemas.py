@@ -88,6 +88,13 @@ class ResponseFormat(_Wire):
     json_schema: Any = None
 
 
+class RunOptions(_Wire):
+    """Workers AI's request options. `rejectIfBusy`: answer 429 (code 3040) at once rather
+    than wait for a running slot."""
+
+    reject_if_busy: bool = Field(default=False, alias="rejectIfBusy")
+
+
 class _Common(_Wire):
     """Fields both forms of both models share. Defaults and ranges are QwQ's."""
 
@@ -104,6 +111,7 @@ class _Common(_Wire):
     guided_json: dict[str, Any] | None = None
     response_format: ResponseFormat | None = None
     lora: str | None = None
+    options: RunOptions = RunOptions()
     # Extensions (not on Workers AI): reason first, then apply the JSON grammar after
     # `</think>` (default from the model's config); return that reasoning in `result.reasoning`.
     json_after_reasoning: bool | None = None

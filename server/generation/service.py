@@ -1,24 +1,28 @@
 """Text generation: request -> template -> tokens -> engine -> result. No HTTP here."""
 
 import asyncio
-import json
+import contextvars
 import logging
 from collections.abc import AsyncGenerator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, assert_never
 
-from engine.errors import EngineDeadError, EngineError, EngineRequestError
+from engine.errors import EngineBusyError, EngineDeadError, EngineError, EngineRequestError
 from engine.types import Adapter, FinishReason, GenerationParams, StructuredOutput
 from server.errors import (
     BadInput,
+    CapacityExceeded,
     ContextWindowExceeded,
+    EngineUnavailable,
     InternalError,
     NoSuchModel,
     NotSupportedYet,
     RequestTimeout,
 )
-from server.generation.json_mode import parse_json_output, structured_output
+from server.generation.json_mode import RawJson, parse_json_output, structured_output
 from server.generation.lora import resolve_lora
 from server.generation.output import (
     Finished,
@@ -40,6 +44,7 @@ from server.generation.schemas import (
 )
 from server.generation.specs import ModelSpec
 from server.generation.validation import parse_input
+from server.request_context import note_model
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +73,12 @@ class TextGeneration:
     def __init__(self, models: Mapping[str, ServedModel], timeout_s: float) -> None:
         self._models = models
         self._timeout_s = timeout_s
+        # Templating, tokenizing (~0.3 s for an 80k-token prompt) and reading adapter files
+        # run here, off the event loop, so that live streams never stall. One thread: the
+        # tokenizers and the adapter stores are then used by one request at a time.
+        self._preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
 
-    def prepare(
+    async def prepare(
         self,
         model_name: str,
         body: Any,
@@ -77,11 +86,32 @@ class TextGeneration:
         *,
         separate_reasoning: bool = False,
     ) -> PreparedRequest:
-        """Validate, template and tokenize a request; raises WorkersAIError subclasses.
+        """Validate, template and tokenize a request, off the event loop; raises
+        WorkersAIError subclasses.
 
         `separate_reasoning` keeps the reasoning out of the response text and emits it as
         ReasoningChunk events (the OpenAI-compatible routes' `reasoning_content`).
         """
+        work = partial(
+            self._prepare, model_name, body, timeout_s, separate_reasoning=separate_reasoning
+        )
+        # In a copy of this context, as asyncio.to_thread does: the request's id and record
+        # reach the thread's log lines.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._preparing, context.run, work)
+
+    def close(self) -> None:
+        self._preparing.shutdown(wait=False, cancel_futures=True)
+
+    def _prepare(
+        self,
+        model_name: str,
+        body: Any,
+        timeout_s: float | None,
+        *,
+        separate_reasoning: bool,
+    ) -> PreparedRequest:
+        note_model(model_name)
         model = self._models.get(model_name)
         if model is None:
             raise NoSuchModel(model_name)
@@ -164,9 +194,11 @@ class TextGeneration:
             raise RequestTimeout() from None
         except EngineRequestError as error:
             raise BadInput(str(error)) from None
+        except EngineBusyError:
+            raise CapacityExceeded() from None
         except EngineDeadError:
             logger.error("engine of %s is dead", request.model.spec.name)
-            raise InternalError() from None
+            raise EngineUnavailable() from None
         except EngineError:
             raise InternalError() from None
         for event in shaper.finish():
@@ -198,9 +230,9 @@ class Collected:
 
 
 def workers_ai_result(request: PreparedRequest, output: Collected) -> TextGenerationResult:
-    """A whole generation in Workers AI's `result` shape: in JSON mode `response` is the parsed
-    value (`events()` has checked that it parses)."""
-    response: Any = json.loads(output.text) if request.json_mode else output.text
+    """A whole generation in Workers AI's `result` shape: in JSON mode `response` is the JSON
+    value itself, as the model wrote it (`events()` has checked that it parses)."""
+    response: Any = RawJson(output.text) if request.json_mode else output.text
     return TextGenerationResult(
         response=response,
         tool_calls=output.tool_calls,
@@ -247,4 +279,5 @@ def generation_params(
         presence_penalty=request.presence_penalty,
         structured=structured,
         adapter=adapter,
+        reject_if_busy=request.options.reject_if_busy,
     )

@@ -5,24 +5,39 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from server.errors import BadInput, ClientDisconnected, MissingBody
+from server.errors import BadInput, ClientDisconnected, MissingBody, RequestTooLarge
+from server.http.state import get_settings
 
 # AI Gateway's per-request timeout header, in milliseconds; it can only shorten the server's.
 TIMEOUT_HEADER = "cf-aig-request-timeout"
 
 
 async def read_json(request: Request) -> Any:
-    """The parsed JSON body; raises MissingBody, BadInput, or ClientDisconnected."""
-    try:
-        raw = await request.body()
-    except ClientDisconnect:
-        raise ClientDisconnected() from None
+    """The parsed JSON body; raises MissingBody, BadInput, RequestTooLarge (past the settings'
+    `max_request_bytes`, before anything is parsed), or ClientDisconnected."""
+    raw = await _read_body(request, get_settings(request).max_request_bytes)
     if not raw.strip():
         raise MissingBody()
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadInput(f"the request body is not valid JSON ({error})") from None
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    too_large = RequestTooLarge(f"the body may have at most {max_bytes} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large  # refused before a byte of it is read
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise too_large
+    except ClientDisconnect:
+        raise ClientDisconnected() from None
+    return bytes(body)
 
 
 def requested_timeout(request: Request) -> float | None:

@@ -10,16 +10,19 @@ event, in the family's error shape, before `[DONE]`.
 """
 
 import json
+import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Protocol
 
 from sse_starlette import EventSourceResponse
 
-from server.errors import WorkersAIError
+from server.errors import InternalError, WorkersAIError
 from server.generation.output import StreamEvent
 
 DONE = b"data: [DONE]\n\n"
+
+logger = logging.getLogger(__name__)
 
 
 class StreamFormat(Protocol):
@@ -57,6 +60,11 @@ async def sse_body(
                     yield encode(payload)
     except WorkersAIError as error:
         yield encode(stream_format.error(error))
+    except Exception:
+        # The status line is long gone: whatever failed, the client gets an error event and
+        # `[DONE]`, never a stream cut short. (Cancellation is not an Exception: it propagates.)
+        logger.exception("a stream failed after its first event")
+        yield encode(stream_format.error(InternalError()))
     yield DONE
 
 

@@ -27,7 +27,7 @@ async def chat_completions(request: Request, service: TextGenerationService) -> 
     """An OpenAI chat completion, streamed or not, through the Workers AI service."""
     body = await read_json(request)
     model, native = chat_request(body, service.spec)
-    prepared = service.prepare(
+    prepared = await service.prepare(
         model, native, timeout_s=requested_timeout(request), separate_reasoning=True
     )
     request_id = new_id("chatcmpl")
@@ -39,7 +39,7 @@ async def chat_completions(request: Request, service: TextGenerationService) -> 
 async def completions(request: Request, service: TextGenerationService) -> Response:
     body = await read_json(request)
     model, native = completion_request(body, service.spec)
-    prepared = service.prepare(model, native, timeout_s=requested_timeout(request))
+    prepared = await service.prepare(model, native, timeout_s=requested_timeout(request))
     request_id = new_id("cmpl")
     answer = TextCompletion(model, request_id, int(time.time()), include_usage(body))
     return await respond(request, service, prepared, request_id, answer)

@@ -51,5 +51,5 @@ async def run_model_bare(model: str, request: Request, service: TextGenerationSe
 
 async def run(request: Request, service: TextGeneration, model: str, body: Any) -> Response:
     """Run a native Workers AI request: a JSON envelope, or Workers AI's SSE stream."""
-    prepared = service.prepare(model, body, timeout_s=requested_timeout(request))
+    prepared = await service.prepare(model, body, timeout_s=requested_timeout(request))
     return await respond(request, service, prepared, uuid.uuid4().hex, WorkersAIFormat(prepared))

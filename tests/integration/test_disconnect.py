@@ -5,26 +5,7 @@ import time
 
 import httpx
 
-from tests.support.live import ENDLESS, QWQ, R1
-
-LONG = {"prompt": "Tell me everything", "max_tokens": 20000, "temperature": 0}
-LONG_QWQ = {**LONG, "guided_json": ENDLESS}
-LONG_R1 = {**LONG, "response_format": {"type": "json_schema", "json_schema": ENDLESS}}
-
-
-def running_requests(api: httpx.Client, model: str) -> int:
-    count: int = api.get("/health").json()["models"][model]["running_requests"]
-    return count
-
-
-def wait_for(api: httpx.Client, model: str, expected: int, within_s: float = 15) -> float:
-    """Seconds until the engine reports `expected` running requests (fails after `within_s`)."""
-    start = time.monotonic()
-    while time.monotonic() - start < within_s:
-        if running_requests(api, model) == expected:
-            return time.monotonic() - start
-        time.sleep(0.05)
-    raise AssertionError(f"{model} still has {running_requests(api, model)} running requests")
+from tests.support.live import LONG_QWQ, LONG_R1, QWQ, R1, running_requests, wait_for
 
 
 def test_streaming_client_disconnect_aborts(api: httpx.Client) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.errors import EngineDeadError, EngineRequestError
+from engine.errors import EngineDeadError, EngineError, EngineRequestError
 from tests.support.app import AUTH, QWQ, R1, ClientFactory, run_url
 from tests.support.envelopes import assert_error
 from tests.support.fake_engine import FakeEngine
@@ -197,14 +197,38 @@ def test_template_failure_is_5006(client: TestClient) -> None:
     assert_error(response, 400, 5006, "AiError: Bad input: Error: ")
 
 
-def test_engine_failure_is_a_generic_500(
-    client: TestClient, engines: dict[str, FakeEngine]
+@pytest.mark.parametrize(
+    ("failure", "status", "code", "message"),
+    [
+        pytest.param(
+            EngineDeadError("worker 3 segfaulted at 0xdeadbeef"),
+            503,
+            3040,
+            "The model is not available right now, please try again.",
+            id="dead-engine",
+        ),
+        pytest.param(
+            EngineError("worker 3 segfaulted at 0xdeadbeef"),
+            500,
+            3043,
+            "Internal server error",
+            id="other-failure",
+        ),
+    ],
+)
+def test_engine_failures_never_leak_details(
+    client: TestClient,
+    engines: dict[str, FakeEngine],
+    failure: EngineError,
+    status: int,
+    code: int,
+    message: str,
 ) -> None:
-    engines[QWQ].failure = EngineDeadError("worker 3 segfaulted at 0xdeadbeef")
+    engines[QWQ].failure = failure
 
     response = client.post(run_url(QWQ), json={"prompt": "a"}, headers=AUTH)
 
-    assert_error(response, 500, 3043, "Internal server error")
+    assert_error(response, status, code, message)
     assert "deadbeef" not in response.text
 
 

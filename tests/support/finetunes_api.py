@@ -46,6 +46,20 @@ def upload(
     )
 
 
+def publish(
+    client: TestClient, name: str, source: Path, model: str = QWQ, account: str = ACCOUNT
+) -> str:
+    """Create the finetune `name` and upload both its files (written in `source`); its id."""
+    response = create(client, name, model, account=account)
+    assert response.status_code == 200, response.text
+    finetune_id: str = response.json()["result"]["id"]
+    files = adapter_files(source, model)
+    for file_name in FILES:
+        response = upload(client, finetune_id, file_name, files[file_name], account=account)
+        assert response.status_code == 200, response.text
+    return finetune_id
+
+
 def run_with(client: TestClient, lora: str, model: str = QWQ) -> Any:
     """A chat request through the finetune `lora` (a name or an id)."""
     return client.post(run_url(model), json={**CHAT, "lora": lora}, headers=AUTH)

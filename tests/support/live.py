@@ -1,5 +1,6 @@
 """Requests to the live integration server (`tests.support.live_server`), and what they share."""
 
+import time
 from typing import Any
 
 import httpx
@@ -30,3 +31,21 @@ def result(api: httpx.Client, model: str, **body: Any) -> dict[str, Any]:
 
 # A grammar that only a very long answer satisfies: the engine cannot stop early on its own.
 ENDLESS = {"type": "array", "minItems": 5000, "items": {"type": "integer"}}
+LONG = {"prompt": "Tell me everything", "max_tokens": 20000, "temperature": 0}
+LONG_QWQ = {**LONG, "guided_json": ENDLESS}
+LONG_R1 = {**LONG, "response_format": {"type": "json_schema", "json_schema": ENDLESS}}
+
+
+def running_requests(api: httpx.Client, model: str) -> int:
+    count: int = api.get("/health").json()["models"][model]["running_requests"]
+    return count
+
+
+def wait_for(api: httpx.Client, model: str, expected: int, within_s: float = 15) -> float:
+    """Seconds until the engine reports `expected` running requests (fails after `within_s`)."""
+    start = time.monotonic()
+    while time.monotonic() - start < within_s:
+        if running_requests(api, model) == expected:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"{model} still has {running_requests(api, model)} running requests")

@@ -1,4 +1,5 @@
-"""`engine.lora.store`: finding adapters by name or id, safely, with stable ids."""
+"""`engine.lora.store`: finding adapters by name or id, safely, with stable ids (ids that follow
+from the model's and the adapter's folder names, and never stand for a name: test_store_ids)."""
 
 import os
 from pathlib import Path
@@ -72,14 +73,6 @@ def test_an_adapter_is_found_by_its_id(root: Path, store: AdapterStore) -> None:
     adapter = store.resolve("pirate")
 
     assert store.resolve(str(adapter.id)) == adapter
-
-
-def test_a_folder_name_wins_over_an_id(root: Path, store: AdapterStore) -> None:
-    add(root, "pirate")
-    pirate = store.resolve("pirate")
-    add(root, str(pirate.id), seed=2)
-
-    assert store.resolve(str(pirate.id)).name == str(pirate.id)
 
 
 def test_changed_files_get_a_new_id(root: Path, store: AdapterStore) -> None:
@@ -167,7 +160,7 @@ def test_names_that_are_not_plain_folder_names_are_refused(
         store.resolve(name)
 
 
-@pytest.mark.parametrize("name", ["pirate", "Pirate_2", "v1.2-final", "x" * 128, "7"])
+@pytest.mark.parametrize("name", ["pirate", "Pirate_2", "v1.2-final", "x" * 128, "7b", "v1", "1.0"])
 def test_plain_folder_names_are_accepted(root: Path, store: AdapterStore, name: str) -> None:
     add(root, name)
 

@@ -167,6 +167,9 @@ BAD_NAMES = [
     pytest.param("with space", id="space"),
     pytest.param("x" * 129, id="too-long"),
     pytest.param("0b5c4a3e-9f3c-4d5e-8a2b-1c2d3e4f5a6b", id="shaped-like-an-id"),
+    pytest.param("0B5C4A3E-9F3C-4D5E-8A2B-1C2D3E4F5A6B", id="shaped-like-an-id-upper-case"),
+    pytest.param("1", id="digits"),
+    pytest.param("0042", id="digits-leading-zeros"),
 ]
 
 

@@ -80,6 +80,26 @@ def test_response_is_the_json_value(
     assert response.json()["result"]["response"] == {"a": 1, "b": [True, None]}
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1e999, -1e999]",
+        "[0.10000000000000000001, 12345678901234567890123456789]",
+        '{"big": 1E+400, "tiny": 5e-400, "exact": 1.50}',
+    ],
+    ids=["beyond-float-range", "more-digits-than-a-float", "exponents"],
+)
+def test_json_numbers_are_sent_exactly_as_the_model_wrote_them(
+    client: TestClient, engines: dict[str, FakeEngine], text: str
+) -> None:
+    engines[QWQ].script = [text]
+
+    response = post(client, QWQ, guided_json={"type": ["array", "object"]})
+
+    assert response.status_code == 200, response.text
+    assert f'"response":{text},' in response.text
+
+
 def test_no_json_mode_keeps_plain_text(client: TestClient, engines: dict[str, FakeEngine]) -> None:
     engines[QWQ].script = ['{"a": 1}']
 

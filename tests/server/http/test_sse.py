@@ -156,6 +156,23 @@ def test_an_error_after_the_first_event_is_one_in_band_event_then_done(
     ]
 
 
+def test_an_unexpected_failure_is_an_internal_error_event_then_done(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events = Events([TextChunk("Hel")], failure=RuntimeError("secret detail at 0xdeadbeef"))
+
+    raw = body(events)
+
+    error = InternalError()
+    assert payloads(raw) == [
+        {"text": "Hel"},
+        {"error": {"code": error.code, "message": error.message}},
+    ]
+    assert raw.endswith(DONE)
+    assert b"deadbeef" not in raw
+    assert "a stream failed after its first event" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("events", "opening"),
     [

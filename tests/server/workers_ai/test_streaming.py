@@ -66,8 +66,28 @@ def test_error_before_first_byte_is_a_plain_error(
 
     response = client.post(run_url(QWQ), json={"prompt": "Hi", "stream": True}, headers=AUTH)
 
-    assert response.status_code == 500
-    assert response.json()["errors"][0]["code"] == 3043
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["errors"][0]["code"] == 3040
+
+
+def test_an_engine_that_dies_mid_stream_ends_it_in_band(
+    client: TestClient, engines: dict[str, FakeEngine]
+) -> None:
+    engines[QWQ].failure = EngineDeadError("gone")
+    engines[QWQ].fail_at = 2
+
+    response = client.post(run_url(QWQ), json={"prompt": "Hi", "stream": True}, headers=AUTH)
+
+    events, done = parse_events(response.text)
+    assert response.status_code == 200
+    assert events[-1] == {
+        "response": "",
+        "errors": [
+            {"code": 3040, "message": "The model is not available right now, please try again."}
+        ],
+    }
+    assert done
 
 
 def test_stream_timeout_after_first_byte_is_in_band(

@@ -1,0 +1,113 @@
+"""Admission: a full engine answers 429/3040 with Retry-After on every route family, and
+`options.rejectIfBusy` asks the engine to refuse rather than wait. Over the fake engine; the
+real queue limits are proven in tests/integration/test_engine_limits.py."""
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.errors import EngineBusyError
+from tests.support.app import AUTH, QWQ, R1, run_url
+from tests.support.envelopes import assert_error
+from tests.support.fake_engine import FakeEngine
+
+CAPACITY = "Capacity temporarily exceeded, please try again."
+MESSAGES = [{"role": "user", "content": "Hi"}]
+GATEWAY = "/v1/acct/my-gateway/workers-ai"
+
+ROUTES = [
+    pytest.param(run_url(QWQ), {"messages": MESSAGES}, id="run"),
+    pytest.param(
+        "/accounts/acct/ai/run", {"model": QWQ, "input": {"prompt": "Hi"}}, id="universal"
+    ),
+    pytest.param(f"{GATEWAY}/run/{QWQ}", {"prompt": "Hi"}, id="gateway-run"),
+    pytest.param(f"{GATEWAY}/{QWQ}", {"prompt": "Hi"}, id="gateway-bare"),
+    pytest.param(
+        "/client/v4/accounts/acct/ai/v1/chat/completions",
+        {"model": QWQ, "messages": MESSAGES},
+        id="openai-chat",
+    ),
+    pytest.param(
+        f"{GATEWAY}/v1/chat/completions", {"model": QWQ, "messages": MESSAGES}, id="gateway-chat"
+    ),
+    pytest.param(
+        "/client/v4/accounts/acct/ai/v1/completions",
+        {"model": QWQ, "prompt": "Hi"},
+        id="openai-completions",
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "body"), ROUTES)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_full_engine_answers_429_with_retry_after(
+    client: TestClient,
+    engines: dict[str, FakeEngine],
+    url: str,
+    body: dict[str, Any],
+    stream: bool,
+) -> None:
+    engines[QWQ].failure = EngineBusyError("queue full: 6 of 6")
+    if stream:
+        body = (
+            {**body, "input": {**body["input"], "stream": True}}
+            if "input" in body
+            else {**body, "stream": True}
+        )
+
+    response = client.post(url, json=body, headers=AUTH)
+
+    # Refused before the first byte: a plain HTTP answer, never an in-band stream error.
+    assert_error(response, 429, 3040, CAPACITY)
+    assert response.headers["retry-after"] == "1"
+    assert "queue full" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "expected"),
+    [
+        pytest.param(run_url(QWQ), {"prompt": "Hi"}, False, id="native-default"),
+        pytest.param(
+            run_url(R1), {"prompt": "Hi", "options": {"rejectIfBusy": True}}, True, id="native"
+        ),
+        pytest.param(
+            "/client/v4/accounts/acct/ai/run",
+            {"model": R1, "input": {"prompt": "Hi", "options": {"rejectIfBusy": True}}},
+            True,
+            id="universal",
+        ),
+        pytest.param(
+            "/client/v4/accounts/acct/ai/v1/chat/completions",
+            {"model": R1, "messages": MESSAGES, "options": {"rejectIfBusy": True}},
+            True,
+            id="openai-chat",
+        ),
+        pytest.param(
+            run_url(R1), {"prompt": "Hi", "options": {"rejectIfBusy": False}}, False, id="false"
+        ),
+    ],
+)
+def test_reject_if_busy_reaches_the_engine(
+    client: TestClient,
+    engines: dict[str, FakeEngine],
+    url: str,
+    body: dict[str, Any],
+    expected: bool,
+) -> None:
+    response = client.post(url, json=body, headers=AUTH)
+
+    assert response.status_code == 200, response.text
+    model = body.get("model", QWQ if url == run_url(QWQ) else R1)
+    assert engines[model].calls[0].params.reject_if_busy is expected
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"rejectIfBusy": "yes"}, "busy", {"rejectIfBusy": 1}],
+    ids=["string-flag", "not-an-object", "number-flag"],
+)
+def test_malformed_options_are_5006(client: TestClient, options: Any) -> None:
+    response = client.post(run_url(QWQ), json={"prompt": "Hi", "options": options}, headers=AUTH)
+
+    assert_error(response, 400, 5006, "'/options")
