@@ -5,7 +5,7 @@
 # docker-compose.yml, or:
 #   docker build -t workers-ai-local .
 #   docker run --gpus all --ipc=host -p 8787:8787 -e WORKERS_AI_LOCAL_API_TOKENS=... \
-#     -v hf-cache:/data/huggingface workers-ai-local
+#     --stop-timeout 45 -v hf-cache:/data/huggingface workers-ai-local
 FROM vllm/vllm-openai:v0.32.0
 
 LABEL org.opencontainers.image.title="workers-ai-local" \
@@ -40,6 +40,11 @@ EXPOSE 8787
 # start period is long; a check that passes earlier ends it at once. The port is the one in CMD.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=1800s --retries=3 \
     CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8787/health', timeout=5)"]
+
+# SIGTERM starts a graceful drain: requests running get up to drain_timeout_s (30 s) to finish,
+# then the engines shut down (about 15 s more). Stop with a timeout of 45 s (compose's
+# stop_grace_period, `docker run`'s stop timeout above) so that Docker does not SIGKILL it first.
+STOPSIGNAL SIGTERM
 
 # The base image's ENTRYPOINT starts vLLM's own OpenAI server; ours replaces it.
 ENTRYPOINT ["workers-ai-local"]

@@ -1,9 +1,12 @@
 """Benchmark workers-ai-local against vLLM's own OpenAI-compatible server on the same model.
 
-Both servers run the same tiny checkpoint with the same engine settings, one after the other
-(never together: they would share the CPU). Each gets the same streamed chat requests at each
-concurrency level; we print requests/s, output tokens/s and p50 time to first token, and the
-ratios ours/theirs. Run: `make bench` (or `python -m bench.compare --help`).
+Both servers run the same tiny checkpoint with the same engine settings, both up at once; each
+concurrency level is measured in alternating rounds (ours then theirs, theirs then ours, ...), so
+that this shared machine's drifts hit both alike, and one server is idle while the other is
+measured. Each round sends both the same streamed chat requests; we print the medians of the
+per-round ratios ours/theirs of output tokens/s and p50 time to first token, and each API
+process's own CPU time per output token (engine processes excluded): what limits a GPU box at
+high concurrency. Run: `make bench` (or `python -m bench.compare --help`).
 """
 
 import argparse
@@ -11,17 +14,17 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
+from bench.servers import serve_command, started
 from engine.builtin.checkpoints import prepare_checkpoint
 from engine.config import EngineConfig
 from engine.vllm.engine import engine_args, is_cpu_build
@@ -153,37 +156,6 @@ async def load(target: Target, concurrency: int, requests: int, max_tokens: int)
     return Run(concurrency, requests, wall, list(samples))
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"{url} not healthy after {timeout_s} s")
-
-
-@contextmanager
-def started(command: list[str], health_url: str, log: Path, env: dict[str, str]) -> Iterator[None]:
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_healthy(health_url, process)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def bench_config(source: Path, workdir: Path, lora: bool) -> tuple[Path, Path, EngineConfig]:
     """A one-model config for ours, and the checkpoint and engine settings both servers use."""
     settings = load_settings(source)
@@ -218,58 +190,96 @@ def vllm_serve_flags(args: dict[str, object]) -> list[str]:
     return flags
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One load run on one server, and the CPU its API process (children excluded) spent."""
+
+    run: Run
+    api_cpu_s: float
+
+    @property
+    def cpu_ms_per_token(self) -> float:
+        tokens = sum(sample.output_tokens for sample in self.run.samples)
+        return self.api_cpu_s * 1000 / max(tokens, 1)
+
+
+def measure(
+    target: Target, process: psutil.Process, concurrency: int, args: argparse.Namespace
+) -> Measured:
+    before = process.cpu_times()
+    run = asyncio.run(load(target, concurrency, args.requests * concurrency, args.max_tokens))
+    after = process.cpu_times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    return Measured(run, cpu)
+
+
 def run_all(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     config, checkpoint, engine = bench_config(args.config, workdir, args.lora)
     env = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN, "VLLM_TARGET_DEVICE": "cpu"}
+    theirs_port, ours_port = args.port, args.port + 1
     theirs_cmd = [
         sys.executable, "-m", "bench.vllm_launcher", "serve", str(checkpoint),
-        "--port", str(args.port), "--served-model-name", "tiny", "--disable-uvicorn-access-log",
+        "--port", str(theirs_port), "--served-model-name", "tiny", "--disable-uvicorn-access-log",
         *vllm_serve_flags(engine_args(engine, str(checkpoint), cpu=is_cpu_build())),
     ]  # fmt: skip
-    ours_cmd = [
-        sys.executable, "-m", "server.cli", "serve", "--config", str(config),
-        "--port", str(args.port), "--log-level", "warning",
-    ]  # fmt: skip
-    base = f"http://127.0.0.1:{args.port}"
-    results: dict[str, list[Run]] = {}
-    for target, command in (
-        (Theirs("vllm serve", base), theirs_cmd),
-        (Ours("workers-ai-local", base), ours_cmd),
-    ):
-        print(f"starting {target.name} ...", flush=True)
-        with started(
-            command, base + "/health", workdir / f"{target.name.replace(' ', '-')}.log", env
-        ):
-            results[target.name] = [
-                asyncio.run(load(target, concurrency, args.requests * concurrency, args.max_tokens))
-                for concurrency in args.concurrency
-            ]
+    targets = (
+        Theirs("vllm serve", f"http://127.0.0.1:{theirs_port}"),
+        Ours("workers-ai-local", f"http://127.0.0.1:{ours_port}"),
+    )
+    commands = (theirs_cmd, serve_command(config, ours_port))
+    results: dict[int, list[tuple[Measured, Measured]]] = {}
+    with ExitStack() as servers:
+        # Both up at once, each idle while the other is measured: rounds alternate (ABAB),
+        # so slow drifts of this shared machine hit both servers alike.
+        processes = []
+        for target, command in zip(targets, commands, strict=True):
+            print(f"starting {target.name} ...", flush=True)
+            log = workdir / f"{target.name.replace(' ', '-')}.log"
+            popen = servers.enter_context(started(command, target.base_url + "/health", log, env))
+            processes.append(psutil.Process(popen.pid))
+        for concurrency in args.concurrency:
+            results[concurrency] = []
+            for round_number in range(args.rounds):
+                order = [0, 1] if round_number % 2 == 0 else [1, 0]
+                measured: dict[int, Measured] = {}
+                for index in order:
+                    measured[index] = measure(targets[index], processes[index], concurrency, args)
+                results[concurrency].append((measured[0], measured[1]))
+                print(f"  concurrency {concurrency}, round {round_number + 1} done", flush=True)
     report(results, args)
 
 
-def report(results: dict[str, list[Run]], args: argparse.Namespace) -> None:
-    theirs, ours = results["vllm serve"], results["workers-ai-local"]
+def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.Namespace) -> None:
     print(f"\nmodel: tiny random-weight Qwen2 ({MODEL} tokenizer)")
-    print(f"streaming chat requests, max_tokens={args.max_tokens}, temperature 0")
+    print(
+        f"streaming chat requests, max_tokens={args.max_tokens}, temperature 0, "
+        f"{args.rounds} alternating rounds per concurrency; medians of per-round ratios"
+    )
     header = (
-        f"{'concurrency':>11} | {'server':<16} | {'req/s':>7} | {'out tok/s':>9} | "
-        f"{'p50 TTFT ms':>11}"
+        f"{'concurrency':>11} | {'throughput ours/theirs':>22} | {'p50 TTFT ours/theirs':>20} | "
+        f"{'API CPU ms/token ours':>21} | {'theirs':>6}"
     )
     print(header)
     print("-" * len(header))
-    for their, our in zip(theirs, ours, strict=True):
-        for name, run in (("vllm serve", their), ("workers-ai-local", our)):
-            print(
-                f"{run.concurrency:>11} | {name:<16} | {run.requests_per_s:>7.2f} | "
-                f"{run.output_tokens_per_s:>9.1f} | {run.p50_ttft_ms:>11.1f}"
-            )
-        requests_ratio = our.requests_per_s / their.requests_per_s
-        tokens_ratio = our.output_tokens_per_s / their.output_tokens_per_s
-        ttft_ratio = our.p50_ttft_ms / their.p50_ttft_ms
+    for concurrency, rounds in results.items():
+        throughput = statistics.median(
+            our.run.output_tokens_per_s / their.run.output_tokens_per_s for their, our in rounds
+        )
+        ttft = statistics.median(
+            our.run.p50_ttft_ms / their.run.p50_ttft_ms for their, our in rounds
+        )
+        our_cpu = statistics.median(our.cpu_ms_per_token for _, our in rounds)
+        their_cpu = statistics.median(their.cpu_ms_per_token for their, _ in rounds)
+        low = min(
+            our.run.output_tokens_per_s / their.run.output_tokens_per_s for their, our in rounds
+        )
+        high = max(
+            our.run.output_tokens_per_s / their.run.output_tokens_per_s for their, our in rounds
+        )
         print(
-            f"{our.concurrency:>11} | {'ours/theirs':<16} | {requests_ratio:>7.3f} | "
-            f"{tokens_ratio:>9.3f} | {ttft_ratio:>11.3f}"
+            f"{concurrency:>11} | {throughput:>8.3f} ({low:.2f}-{high:.2f}) | {ttft:>20.3f} | "
+            f"{our_cpu:>21.2f} | {their_cpu:>6.2f}"
         )
     print("\ntargets: throughput ratio >= 0.95, TTFT ratio <= 1.05")
 
@@ -282,6 +292,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4, help="requests per unit of concurrency")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--lora", action="store_true", help="keep the profile's LoRA setting on")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per concurrency")
     run_all(parser.parse_args())
 
 

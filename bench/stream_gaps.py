@@ -17,15 +17,14 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from bench.servers import serve_command, started
 
 REPO = Path(__file__).resolve().parents[1]
 QWQ = "@cf/qwen/qwq-32b"
@@ -46,32 +45,6 @@ class Gaps:
 
     def add(self, gap_s: float) -> None:
         (self.load if self.loading else self.baseline).append(gap_s * 1000)
-
-
-@contextmanager
-def server(repo: Path, port: int) -> Iterator[str]:
-    command = [
-        sys.executable, "-m", "server.cli", "serve",
-        "--config", str(repo / "configs" / "cpu-tiny.yaml"), "--port", str(port),
-        "--log-level", "warning",
-    ]  # fmt: skip
-    environment = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN}
-    process = subprocess.Popen(command, cwd=repo, env=environment)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base_url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server exited during startup"
-            time.sleep(2)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 async def stream(client: httpx.AsyncClient, gaps: Gaps, stop: asyncio.Event) -> None:
@@ -163,7 +136,12 @@ def main() -> None:
         f"{args.streams} streams on {QWQ}; {args.prompts} prompts of ~{args.tokens} tokens "
         f"({len(prompt.encode()) / 2**20:.2f} MiB) to {R1}; server from {args.repo}"
     )
-    with server(args.repo.resolve(), args.port) as base_url:
+    repo = args.repo.resolve()
+    base_url = f"http://127.0.0.1:{args.port}"
+    command = serve_command(repo / "configs" / "cpu-tiny.yaml", args.port)
+    environment = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN}
+    log = Path(tempfile.mkdtemp()) / "server.log"
+    with started(command, base_url + "/health", log, environment, cwd=repo):
         gaps = asyncio.run(measure(base_url, args.streams, args.prompts, args.baseline_s, prompt))
     print(summary("baseline", gaps.baseline))
     print(summary("load", gaps.load))

@@ -64,11 +64,16 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class EngineStatus:
-    """What `/health` reports for one engine."""
+    """What `/health` and `/metrics` report for one engine: requests running now, and those
+    admitted that wait for a running slot."""
 
     healthy: bool
     running_requests: int
+    waiting_requests: int = 0
     detail: str = ""
+    # Requests it admits at once, running and waiting; past it new ones are refused (None: no
+    # limit). The server refuses early, before preparing a request it could not admit.
+    capacity: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ from server.finetunes import routes as finetune_routes
 from server.finetunes.store import serve_finetunes
 from server.generation.registry import bind_models, start_engines, watch_engines
 from server.generation.service import TextGeneration
+from server.http import metrics, openapi
+from server.http.drain import Drain, DrainGate
 from server.http.request_log import RequestLoggedApp
 from server.http.state import Serving
 from server.openai_api import routes as openai_routes
@@ -46,11 +48,13 @@ def create_app(
     engines: Mapping[str, Engine] | None = None,
     *,
     on_engine_failure: Callable[[], None] | None = None,
+    drain: Drain | None = None,
 ) -> FastAPI:
     """Build the app. Engines start in the lifespan: the given ones (tests), else real vLLM.
 
     `on_engine_failure` (the CLI passes one that stops the server with a non-zero exit, as vLLM's
     own server does) is called once when an engine dies: a dead engine never comes back.
+    `drain` (the CLI's, which its signal handling starts) refuses new requests once begun.
     """
 
     @asynccontextmanager
@@ -80,11 +84,15 @@ def create_app(
         title="workers-ai-local",
         summary="Cloudflare Workers AI's REST API, served by vLLM",
         lifespan=lifespan,
-        docs_url=None,
+        docs_url="/docs",  # Swagger UI; its script and styles come from a CDN
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.drain = drain = drain or Drain()
+    app.add_middleware(DrainGate, drain=drain)
+    app.state.metrics = metrics.ServerMetrics(model.name for model in settings.models)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     # Workers AI's own routes answer with and without the `/client/v4` prefix.
     for router in (
         workers_ai_routes.router,
@@ -98,6 +106,7 @@ def create_app(
     app.include_router(openai_routes.gateway)
     app.include_router(workers_ai_routes.gateway)
     _add_error_handlers(app)
+    openapi.install(app, [model.name for model in settings.models])
     return app
 
 

@@ -50,6 +50,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.auth import check_token_policy
+    from server.http.drain import Drain
+    from server.http.draining_server import CONNECTIONS_CLOSE_S, DrainingServer
 
     settings = load_settings(
         args.config, host=args.host, port=args.port, log_format=args.log_format
@@ -62,7 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
             "on the loopback address %s only",
             settings.host,
         )
-    server: uvicorn.Server | None = None
+    server: DrainingServer | None = None
     exit_code = 0
 
     def stop_after_engine_failure() -> None:
@@ -70,10 +72,11 @@ def _serve(args: argparse.Namespace) -> int:
         nonlocal exit_code
         exit_code = 1
         if server is not None:
-            server.should_exit = True  # uvicorn's graceful shutdown, as on SIGTERM
+            server.should_exit = True  # uvicorn's shutdown, without a drain: the engine is gone
 
-    app = create_app(settings, on_engine_failure=stop_after_engine_failure)
-    server = uvicorn.Server(
+    drain = Drain()
+    app = create_app(settings, on_engine_failure=stop_after_engine_failure, drain=drain)
+    server = DrainingServer(
         uvicorn.Config(
             app,
             host=settings.host,
@@ -83,8 +86,11 @@ def _serve(args: argparse.Namespace) -> int:
             # repeat server.http.request_log's line for every request.
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=10,
-        )
+            # Runs after the drain (SIGTERM, SIGINT), when every request has answered.
+            timeout_graceful_shutdown=CONNECTIONS_CLOSE_S,
+        ),
+        drain,
+        grace_s=settings.drain_timeout_s,
     )
     server.run()
     return exit_code

@@ -22,6 +22,7 @@
     ├── CapacityExceeded                429    3040  the model's queue is full (Retry-After)
     ├── ClientDisconnected              499    3008  the client left; nobody reads the answer
     ├── EngineUnavailable               503    3040  the model's engine has stopped
+    ├── ShuttingDown                    503    3040  the server is draining (Retry-After)
     └── InternalError                   500    3043  never echoes internal exception text
 
 Envelope: {"result": null, "success": false, "errors": [{"code", "message"}], "messages": []}.
@@ -213,6 +214,25 @@ class EngineUnavailable(WorkersAIError):
     status = 503
     code = 3040
     default_message = "The model is not available right now, please try again."
+
+
+class ShuttingDown(WorkersAIError):
+    """The server is draining before it stops: new requests are refused, and requests still
+    running when the grace period ends are ended with this error (in-band for streams).
+
+    3040 is Workers AI's code for "no capacity here, try again" (its "Out of capacity" error),
+    which this server answers for every retryable refusal; 503 because this instance, not the
+    client's rate, is the reason. Retry-After: a retry lands on another instance behind a load
+    balancer, or on this one once restarted.
+    """
+
+    status = 503
+    code = 3040
+    default_message = "The server is shutting down, please try again."
+    retry_after_s = 5
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class InternalError(WorkersAIError):

@@ -10,10 +10,11 @@ request (the SSE writer, the disconnect watcher) run in copies of the context, a
 must still reach the access line written by the middleware.
 """
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 NO_REQUEST = "-"
 
@@ -25,6 +26,11 @@ class RequestRecord:
     error_code: int | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Seconds on `time.perf_counter`: when the request arrived, and (for a generation) when its
+    # first event came and how long the engine took to give it.
+    arrived: float = field(default_factory=time.perf_counter)
+    first_event_after_s: float | None = None
+    queue_wait_s: float | None = None
 
 
 _current: ContextVar[RequestRecord | None] = ContextVar("workers_ai_local_request", default=None)
@@ -66,3 +72,12 @@ def note_error(code: int) -> None:
     """The Cloudflare error code the request ended with; the last one noted wins."""
     if (record := _current.get()) is not None:
         record.error_code = code
+
+
+def note_first_event(handed_to_engine: float) -> None:
+    """The generation's first event is here; it was handed to the engine at `handed_to_engine`
+    (`time.perf_counter`)."""
+    if (record := _current.get()) is not None:
+        now = time.perf_counter()
+        record.first_event_after_s = now - record.arrived
+        record.queue_wait_s = now - handed_to_engine

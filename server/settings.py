@@ -88,6 +88,12 @@ class Settings(BaseModel):
         description="The largest JSON request body; larger ones get 413 before they are parsed. "
         "4 MiB holds an 80000-token prompt many times over.",
     )
+    drain_timeout_s: float = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM or SIGINT, the seconds running requests get to finish before "
+        "they are ended with a 503 (in-band for streams); see server.http.drain.",
+    )
     models: list[ModelSettings] = Field(min_length=1)
     log_format: LogFormat = Field(
         default="text",
@@ -137,6 +143,7 @@ class EnvOverrides(BaseSettings):
     adapters_dir: Path | None = None
     max_finetune_file_bytes: int | None = None
     max_request_bytes: int | None = None
+    drain_timeout_s: float | None = None
     log_format: LogFormat | None = None
 
     _split = field_validator("api_tokens", "account_ids", mode="before")(_split_commas)

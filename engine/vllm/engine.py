@@ -15,6 +15,8 @@ from contextlib import aclosing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from engine.config import EngineConfig
 from engine.errors import (
     EngineBusyError,
@@ -35,8 +37,12 @@ from engine.types import (
     StructuredOutput,
 )
 from engine.vllm.lora import VllmAdapters
+from engine.vllm.metrics import SchedulerCounts, live_engine_metrics, stat_logger
 
 logger = logging.getLogger(__name__)
+
+# The seconds EngineCore gets to stop (its worker included) before vLLM kills it.
+ENGINE_SHUTDOWN_TIMEOUT_S = 15.0
 
 GIB = 1 << 30
 
@@ -65,8 +71,15 @@ def prepare_vllm_environment() -> None:
 class VllmEngine:
     """An `engine.protocol.Engine` backed by vLLM's `AsyncLLM`."""
 
-    def __init__(self, llm: Any, name: str, max_waiting: int | None = None) -> None:
+    def __init__(
+        self,
+        llm: Any,
+        name: str,
+        max_waiting: int | None = None,
+        metrics: "EngineMetrics | None" = None,
+    ) -> None:
         self._llm = llm
+        self._metrics = metrics
         self._name = name
         self._tokenizer = llm.get_tokenizer()
         self._defaults: dict[str, Any] = llm.model_config.get_diff_sampling_param()
@@ -88,14 +101,17 @@ class VllmEngine:
     @classmethod
     async def start(cls, config: EngineConfig, checkpoint: Path | str, name: str) -> "VllmEngine":
         """Build the engine off the event loop; raises EngineStartError on failure."""
-        llm = await asyncio.to_thread(_build_async_llm, config, str(checkpoint))
-        engine = cls(llm, name, config.max_waiting_requests)
+        metrics = EngineMetrics()
+        llm = await asyncio.to_thread(_build_async_llm, config, str(checkpoint), name, metrics)
+        engine = cls(llm, name, config.max_waiting_requests, metrics)
+        live_engine_metrics().add(metrics.registry)
         if config.enable_lora:
             try:
                 engine._adapters = await VllmAdapters.start(
                     llm, name, engine.checkpoint_info(), cpu=is_cpu_build()
                 )
             except EngineError as error:
+                live_engine_metrics().remove(metrics.registry)
                 await asyncio.to_thread(llm.shutdown)
                 raise EngineStartError(f"could not set up LoRA for {name}: {error}") from error
         return engine
@@ -179,12 +195,25 @@ class VllmEngine:
             raise EngineError("generation failed") from error
 
     async def status(self) -> EngineStatus:
+        """Requests in the engine now (AsyncLLM's unfinished ones), split as its scheduler last
+        reported: those it reported waiting (at most all of them) wait, the others run."""
         if self._llm.errored:
             return EngineStatus(healthy=False, running_requests=0, detail="engine stopped")
-        return EngineStatus(healthy=True, running_requests=self._llm.get_num_unfinished_requests())
+        unfinished: int = self._llm.get_num_unfinished_requests()
+        waiting = 0 if self._metrics is None else min(self._metrics.counts.waiting, unfinished)
+        return EngineStatus(
+            healthy=True,
+            running_requests=unfinished - waiting,
+            waiting_requests=waiting,
+            capacity=self._llm.scheduler_config.max_num_queued_reqs,
+        )
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._llm.shutdown)
+        if self._metrics is not None:
+            live_engine_metrics().remove(self._metrics.registry)
+        # vLLM's default (5 s) is about what EngineCore takes to stop its worker, so it was
+        # often killed mid-teardown, leaking its shared memory; it is given longer here.
+        await asyncio.to_thread(self._llm.shutdown, ENGINE_SHUTDOWN_TIMEOUT_S)
         if self._adapters is not None:
             self._adapters.close()
 
@@ -201,8 +230,11 @@ def _structured_outputs(structured: StructuredOutput | None) -> Any:
     return StructuredOutputsParams(json_object=True)
 
 
-def engine_args(config: EngineConfig, checkpoint: str, *, cpu: bool) -> dict[str, Any]:
-    """Keyword arguments for `vllm.AsyncEngineArgs`."""
+def engine_args(
+    config: EngineConfig, checkpoint: str, *, cpu: bool, name: str | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for `vllm.AsyncEngineArgs`. `name` (the Workers AI name) labels the
+    engine's `vllm:*` metrics (`model_name`)."""
     args: dict[str, Any] = {
         "model": checkpoint,
         "max_model_len": config.max_model_len,
@@ -213,6 +245,8 @@ def engine_args(config: EngineConfig, checkpoint: str, *, cpu: bool) -> dict[str
         "seed": config.seed,
         "quantization": config.quantization,
         "max_num_seqs": config.max_num_seqs,
+        # vLLM's default stat loggers stay off (its periodic stats lines); the engine's metrics
+        # come from the stat logger `_build_async_llm` gives it (engine.vllm.metrics).
         "disable_log_stats": True,
         "structured_outputs_config": {
             "backend": config.structured_output_backend,
@@ -220,6 +254,8 @@ def engine_args(config: EngineConfig, checkpoint: str, *, cpu: bool) -> dict[str
             "disable_any_whitespace": True,
         },
     }
+    if name is not None:
+        args["served_model_name"] = name
     if config.reasoning_parser:
         args["reasoning_parser"] = config.reasoning_parser
     if config.enable_lora:
@@ -260,19 +296,31 @@ def _visible_gpus(gpu_ids: list[int] | None) -> Iterator[None]:
             os.environ["CUDA_VISIBLE_DEVICES"] = previous
 
 
-def _build_async_llm(config: EngineConfig, checkpoint: str) -> Any:
+class EngineMetrics:
+    """One engine's `vllm:*` metrics, and its scheduler's last counts."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.counts = SchedulerCounts()
+
+
+def _build_async_llm(
+    config: EngineConfig, checkpoint: str, name: str, metrics: EngineMetrics
+) -> Any:
     prepare_vllm_environment()
     from vllm import AsyncEngineArgs
     from vllm.config import StructuredOutputsConfig
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    kwargs = engine_args(config, checkpoint, cpu=is_cpu_build())
+    kwargs = engine_args(config, checkpoint, cpu=is_cpu_build(), name=name)
     kwargs["structured_outputs_config"] = StructuredOutputsConfig(
         **kwargs["structured_outputs_config"]
     )
     args = AsyncEngineArgs(**kwargs)
     with _build_lock, _visible_gpus(config.gpu_ids):
         try:
-            return AsyncLLM.from_engine_args(args)
+            return AsyncLLM.from_engine_args(
+                args, stat_loggers=[stat_logger(metrics.registry, metrics.counts)]
+            )
         except Exception as error:
             raise EngineStartError(f"could not start vLLM for {checkpoint}: {error}") from error

@@ -3,6 +3,7 @@
 import asyncio
 import contextvars
 import logging
+from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
@@ -77,6 +78,7 @@ class TextGeneration:
         # run here, off the event loop, so that live streams never stall. One thread: the
         # tokenizers and the adapter stores are then used by one request at a time.
         self._preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
+        self._in_preparation: Counter[str] = Counter()
 
     async def prepare(
         self,
@@ -92,13 +94,32 @@ class TextGeneration:
         `separate_reasoning` keeps the reasoning out of the response text and emits it as
         ReasoningChunk events (the OpenAI-compatible routes' `reasoning_content`).
         """
+        model = self._models.get(model_name)
+        if model is not None:
+            await self._admit(model)
         work = partial(
             self._prepare, model_name, body, timeout_s, separate_reasoning=separate_reasoning
         )
         # In a copy of this context, as asyncio.to_thread does: the request's id and record
         # reach the thread's log lines.
         context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._preparing, context.run, work)
+        self._in_preparation[model_name] += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._preparing, context.run, work)
+        finally:
+            self._in_preparation[model_name] -= 1
+
+    async def _admit(self, model: ServedModel) -> None:
+        """Refuse at once (CapacityExceeded) when the engine is full: the requests it holds and
+        those being prepared for it reach its capacity. Preparing first would make a request
+        that is then refused wait behind every other one being prepared."""
+        status = await model.engine.status()
+        if status.capacity is None:
+            return
+        held = status.running_requests + status.waiting_requests
+        if held + self._in_preparation[model.spec.name] >= status.capacity:
+            raise CapacityExceeded()
 
     def close(self) -> None:
         self._preparing.shutdown(wait=False, cancel_futures=True)

@@ -49,6 +49,6 @@ def requested_timeout(request: Request) -> float | None:
         milliseconds = float(value)
     except ValueError:
         raise BadInput(f"header '{TIMEOUT_HEADER}' must be a number of milliseconds") from None
-    if milliseconds <= 0:
+    if not milliseconds > 0:  # NaN too
         raise BadInput(f"header '{TIMEOUT_HEADER}' must be positive")
     return milliseconds / 1000

@@ -9,7 +9,8 @@ included), one line goes to the `workers_ai_local.access` logger:
     POST /client/v4/accounts/acct/ai/run/@cf/qwen/qwq-32b 200 model=@cf/qwen/qwq-32b
         prompt_tokens=12 completion_tokens=31 latency_ms=840.2            (one line)
 
-with the same fields, structured, in `extra={"access": {...}}` for the JSON format.
+with the same fields, structured, in `extra={"access": {...}}` for the JSON format. At the same
+point the app's metrics (`server.http.metrics`), when it has them, observe the request.
 
 Pure ASGI rather than BaseHTTPMiddleware, which runs the app in another task and so breaks
 streaming and cancellation on disconnect. `RequestLoggedApp` installs it outside Starlette's
@@ -27,6 +28,7 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.http.metrics import ServerMetrics
 from server.request_context import RequestRecord, request_scope
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -50,14 +52,14 @@ def request_id_of(headers: Headers) -> str:
 
 
 class RequestLog:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
         request_id = request_id_of(Headers(scope=scope))
         status = 500  # what the server answers for an app that fails before it responds
 
@@ -74,8 +76,11 @@ class RequestLog:
                 await self.app(scope, receive, send_with_id)
             finally:
                 # Still inside the request: the line carries its id too.
-                fields = access_fields(scope, status, record, time.perf_counter() - started)
+                elapsed_s = time.perf_counter() - record.arrived
+                fields = access_fields(scope, status, record, elapsed_s)
                 access_logger.info(access_text(fields), extra={"access": fields})
+                if self.metrics is not None:
+                    self.metrics.observe(scope["path"], status, record, elapsed_s)
 
 
 def access_fields(
@@ -113,7 +118,9 @@ def _shown(value: object) -> str:
 
 class RequestLoggedApp(FastAPI):
     """FastAPI with `RequestLog` outermost. `add_middleware` would put it inside Starlette's
-    ServerErrorMiddleware, which answers an unexpected exception: without its id, or its line."""
+    ServerErrorMiddleware, which answers an unexpected exception: without its id, or its line.
+    It observes the requests in `app.state.metrics` when the app has set one."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestLog(super().build_middleware_stack())
+        metrics: ServerMetrics | None = getattr(self.state, "metrics", None)
+        return RequestLog(super().build_middleware_stack(), metrics)

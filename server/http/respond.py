@@ -11,6 +11,7 @@ it could not see otherwise: one sent in-band, or the client leaving a stream ear
 """
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from server.generation.service import Collected, PreparedRequest, TextGeneration
 from server.http.cancellation import cancel_on_disconnect
 from server.http.exact_json import ExactJSONResponse
 from server.http.sse import StreamFormat, sse_body, sse_response
-from server.request_context import current_request, note_error, note_usage
+from server.request_context import current_request, note_error, note_first_event, note_usage
 
 STAND_IN_HEADER = "X-Workers-AI-Local-Stand-In"
 
@@ -89,11 +90,17 @@ async def _prepend(
 async def _recorded(
     events: AsyncGenerator[StreamEvent, None],
 ) -> AsyncGenerator[StreamEvent, None]:
-    """`events`, noting for the access line the usage, an error, or the client leaving early."""
+    """`events`, noting for the access line and the metrics the first event's time, the usage,
+    an error, or the client leaving early."""
     finished = False
+    first = True
+    handed_to_engine = time.perf_counter()  # the request is templated and tokenized by now
     try:
         async with aclosing(events):
             async for event in events:
+                if first:
+                    first = False
+                    note_first_event(handed_to_engine)
                 if isinstance(event, Finished):
                     finished = True
                     note_usage(event.usage.prompt_tokens, event.usage.completion_tokens)

@@ -6,7 +6,8 @@
 A `StreamFormat` turns service events into JSON payloads (Workers AI's in
 `server.workers_ai.events`, OpenAI's in `server.openai_api.responses`); `sse_body` frames them.
 An error after the first byte cannot change the HTTP status any more: it becomes one in-band
-event, in the family's error shape, before `[DONE]`.
+event, in the family's error shape, before `[DONE]`; so does the end of a graceful drain
+(`server.http.drain.until_drained`).
 """
 
 import json
@@ -19,6 +20,7 @@ from sse_starlette import EventSourceResponse
 
 from server.errors import InternalError, WorkersAIError
 from server.generation.output import StreamEvent
+from server.http.drain import until_drained
 
 DONE = b"data: [DONE]\n\n"
 
@@ -54,8 +56,8 @@ async def sse_body(
     for payload in stream_format.opening():
         yield encode(payload)
     try:
-        async with aclosing(events):
-            async for event in events:
+        async with aclosing(until_drained(events)) as guarded:
+            async for event in guarded:
                 for payload in stream_format.payloads(event):
                     yield encode(payload)
     except WorkersAIError as error:

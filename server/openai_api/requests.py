@@ -43,6 +43,8 @@ def chat_request(body: Any, spec_of: Callable[[str], ModelSpec]) -> tuple[str, d
     }
     native.update(_common(body, spec))
     if body.get("tools"):
+        if not isinstance(body["tools"], list):
+            raise BadInput("Type mismatch of '/tools', expected an array")
         native["tools"] = [_tool(tool, index) for index, tool in enumerate(body["tools"])]
     response_format = body.get("response_format")
     if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
@@ -103,6 +105,8 @@ def _message(message: Any, index: int, spec: ModelSpec) -> dict[str, Any]:
     native: dict[str, Any] = {"role": role, "content": content}
     calls = message.get("tool_calls")
     if role == "assistant" and calls:
+        if not isinstance(calls, list):
+            raise BadInput(f"Type mismatch of '/messages/{index}/tool_calls', expected an array")
         history = spec.tool_history
         native["tool_calls"] = [_history_call(call, history) for call in calls]
         native["content"] = (content or "") if history.content_required else (content or None)
@@ -118,7 +122,12 @@ def _text(content: Any, index: int) -> Any:
             raise BadInput(
                 f"'/messages/{index}/content/{position}': this model takes text parts only"
             )
-        texts.append(part.get("text", ""))
+        text = part.get("text", "")
+        if not isinstance(text, str):
+            raise BadInput(
+                f"Type mismatch of '/messages/{index}/content/{position}/text', expected a string"
+            )
+        texts.append(text)
     return "\n".join(texts)
 
 
@@ -138,6 +147,8 @@ def _tool(tool: Any, index: int) -> dict[str, Any]:
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
         raise BadInput(f"'/tools/{index}' must be {{'type': 'function', 'function': {{...}}}}")
     parameters = function.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadInput(f"Type mismatch of '/tools/{index}/function/parameters', expected an object")
     parameters = {"type": "object", "properties": {}, **parameters}
     return {
         "type": "function",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from server import cli
+from server.http.drain import Drain
 from server.request_context import request_scope
 from tests.support.paths import REPO
 
@@ -33,15 +34,18 @@ def root_logging() -> Iterator[None]:
 
 @pytest.fixture
 def servers(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The options of each uvicorn server started. Running, one logs a line inside a request
-    and one outside; uvicorn itself (its Config sets up logging) is never reached."""
+    """The options of each uvicorn server started (and its drain, under "drain" and
+    "grace_s"). Running, one logs a line inside a request and one outside; uvicorn itself (its
+    Config sets up logging) is never reached."""
     import uvicorn
+
+    from server.http import draining_server
 
     started: list[dict[str, Any]] = []
 
     class Server:
-        def __init__(self, options: dict[str, Any]) -> None:
-            started.append(options)
+        def __init__(self, options: dict[str, Any], drain: Drain, grace_s: float) -> None:
+            started.append({**options, "drain": drain, "grace_s": grace_s})
             self.should_exit = False
 
         def run(self) -> None:
@@ -53,7 +57,7 @@ def servers(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         return {"app": app, **options}
 
     monkeypatch.setattr(uvicorn, "Config", config)
-    monkeypatch.setattr(uvicorn, "Server", Server)
+    monkeypatch.setattr(draining_server, "DrainingServer", Server)
     monkeypatch.delenv("WORKERS_AI_LOCAL_LOG_FORMAT", raising=False)
     monkeypatch.setenv("WORKERS_AI_LOCAL_API_TOKENS", "token")
     return started
@@ -152,3 +156,15 @@ def test_uvicorn_set_up_earlier_in_the_process_still_logs_through_ours(
     cli.main(["serve", "--config", CONFIG, "--log-level", "info"])
 
     assert len(capsys.readouterr().err.splitlines()) == 2
+
+
+def test_a_signal_drains_the_app_for_drain_timeout_s(
+    monkeypatch: pytest.MonkeyPatch, servers: list[dict[str, Any]]
+) -> None:
+    monkeypatch.setenv("WORKERS_AI_LOCAL_DRAIN_TIMEOUT_S", "3")
+
+    cli.main(["serve", "--config", CONFIG])
+
+    (options,) = servers
+    assert options["grace_s"] == 3
+    assert options["drain"] is options["app"].state.drain

@@ -260,7 +260,7 @@ def test_configured_timeout(make_client: ClientFactory, engines: dict[str, FakeE
     assert_error(response, 408, 3007)
 
 
-@pytest.mark.parametrize("value", ["soon", "-5", "0"])
+@pytest.mark.parametrize("value", ["soon", "-5", "0", "nan"])
 def test_bad_timeout_header(client: TestClient, value: str) -> None:
     headers = {**AUTH, "cf-aig-request-timeout": value}
 

@@ -12,6 +12,7 @@ def test_healthy(client: TestClient) -> None:
     assert response.json()["models"][QWQ] == {
         "healthy": True,
         "running_requests": 0,
+        "waiting_requests": 0,
         "context_window": 24000,
     }
     assert response.json()["models"][R1]["context_window"] == 80000

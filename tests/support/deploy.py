@@ -213,6 +213,13 @@ def healthcheck_url(source: str) -> str:
     return str(urls[0])
 
 
+def documented_stop_timeout() -> int:
+    """The `--stop-timeout` of the `docker run` the Dockerfile's comments show."""
+    found = re.findall(r"--stop-timeout[ =](\d+)", DOCKERFILE.read_text(encoding="utf-8"))
+    assert len(found) == 1, f"expected one --stop-timeout in the Dockerfile, found {found}"
+    return int(found[0])
+
+
 def seconds(duration: str) -> int:
     """A Docker duration such as 1800s, 30m or 1h30m."""
     assert duration, "empty duration"

@@ -38,6 +38,8 @@ class FakeEngine:
     healthy: bool = True
     calls: list[Call] = field(default_factory=list)
     running: int = 0
+    waiting: int = 0  # what `status` reports waiting; nothing here ever waits
+    capacity: int | None = None  # what `status` reports; the server's early admission reads it
     aborted: int = 0
     loaded_adapters: list[Adapter] = field(default_factory=list)
     adapter_failure: EngineError | None = None
@@ -93,7 +95,12 @@ class FakeEngine:
             self.running -= 1
 
     async def status(self) -> EngineStatus:
-        return EngineStatus(healthy=self.healthy, running_requests=self.running)
+        return EngineStatus(
+            healthy=self.healthy,
+            running_requests=self.running,
+            waiting_requests=self.waiting,
+            capacity=self.capacity,
+        )
 
     async def close(self) -> None:
         pass

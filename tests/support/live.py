@@ -37,12 +37,14 @@ LONG_R1 = {**LONG, "response_format": {"type": "json_schema", "json_schema": END
 
 
 def running_requests(api: httpx.Client, model: str) -> int:
-    count: int = api.get("/health").json()["models"][model]["running_requests"]
+    """The requests the engine holds: running, and admitted ones waiting for a slot."""
+    report = api.get("/health").json()["models"][model]
+    count: int = report["running_requests"] + report["waiting_requests"]
     return count
 
 
 def wait_for(api: httpx.Client, model: str, expected: int, within_s: float = 15) -> float:
-    """Seconds until the engine reports `expected` running requests (fails after `within_s`)."""
+    """Seconds until the engine holds `expected` requests (fails after `within_s`)."""
     start = time.monotonic()
     while time.monotonic() - start < within_s:
         if running_requests(api, model) == expected:

@@ -111,3 +111,43 @@ def test_malformed_options_are_5006(client: TestClient, options: Any) -> None:
     response = client.post(run_url(QWQ), json={"prompt": "Hi", "options": options}, headers=AUTH)
 
     assert_error(response, 400, 5006, "'/options")
+
+
+@pytest.mark.parametrize(
+    ("running", "waiting", "capacity", "admitted"),
+    [
+        pytest.param(0, 0, None, True, id="no-limit"),
+        pytest.param(3, 0, 4, True, id="room-for-one"),
+        pytest.param(3, 1, 4, False, id="full-with-waiting"),
+        pytest.param(4, 0, 4, False, id="full-running"),
+    ],
+)
+def test_a_full_engine_is_refused_before_the_request_is_prepared(
+    client: TestClient,
+    engines: dict[str, FakeEngine],
+    monkeypatch: pytest.MonkeyPatch,
+    running: int,
+    waiting: int,
+    capacity: int | None,
+    admitted: bool,
+) -> None:
+    engine = engines[QWQ]
+    engine.running, engine.waiting, engine.capacity = running, waiting, capacity
+    encoded: list[str] = []
+    encode = engine.encode
+
+    def recording_encode(text: str) -> list[int]:
+        encoded.append(text)
+        return encode(text)
+
+    monkeypatch.setattr(engine, "encode", recording_encode)
+
+    response = client.post(run_url(QWQ), json={"prompt": "Hi"}, headers=AUTH)
+
+    if admitted:
+        assert response.status_code == 200, response.text
+    else:
+        assert_error(response, 429, 3040, CAPACITY)
+        assert response.headers["retry-after"] == "1"
+        assert encoded == []  # refused before templating and tokenizing
+        assert engine.calls == []

@@ -155,3 +155,35 @@ def test_r1_keeps_the_json_text_as_sent() -> None:
     turn = assistant_turn(R1_DISTILL_QWEN_32B, None, with_arguments(text))
 
     assert turn["tool_calls"][0]["function"]["arguments"] == text
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        pytest.param(
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
+            "'/messages/0/content/0/text'",
+            id="text-part-not-a-string",
+        ),
+        pytest.param(
+            {"messages": [{"role": "assistant", "content": "a", "tool_calls": 5}], "model": QWQ},
+            "'/messages/0/tool_calls'",
+            id="tool-calls-not-a-list",
+        ),
+        pytest.param({"messages": MESSAGES, "tools": 5}, "'/tools'", id="tools-not-a-list"),
+        pytest.param(
+            {
+                "messages": MESSAGES,
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": [1]}}],
+            },
+            "'/tools/0/function/parameters'",
+            id="tool-parameters-not-an-object",
+        ),
+    ],
+)
+def test_malformed_bodies_are_bad_input_never_a_server_error(
+    client: TestClient, body: dict[str, Any], fragment: str
+) -> None:
+    response = client.post(CHAT, json={"model": QWQ, **body}, headers=AUTH)
+
+    assert_error(response, 400, 5006, fragment)

@@ -1,0 +1,177 @@
+"""`GET /metrics`: the server's Prometheus metrics, then the engines' own (`vllm:*`).
+
+What each request did is observed once it has been answered in full (`RequestLog`, from its
+`RequestRecord`); the engines' running and waiting requests are read when scraped. Models are
+labelled with their Workers AI names; a request naming no served model has `model=""`, so that
+clients cannot grow the label set. Each app owns its registry (several apps may live in one
+process, as in tests); the engines' metrics, and the process's, are in prometheus_client's global
+REGISTRY (see `engine.vllm.metrics`), and both are exposed here.
+"""
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+
+from server.generation.registry import ServedModel
+from server.http.state import Authenticated, Served
+from server.request_context import RequestRecord
+
+# The classic text format, which `generate_latest` writes and every Prometheus reads
+# (prometheus-client's CONTENT_TYPE_LATEST names 1.0.0 since 0.22).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Generations take from milliseconds (a short answer) to the request timeout (600 s by default).
+SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+
+# The API a path belongs to, first match wins: (label, pattern searched in the path).
+ROUTE_FAMILIES = (
+    ("openai", re.compile(r"/ai/v1/|/workers-ai/v1/")),
+    ("workers_ai", re.compile(r"/ai/run(/|$)|^/v1/[^/]+/[^/]+/workers-ai/")),
+    ("catalog", re.compile(r"/ai/models/")),
+    ("finetunes", re.compile(r"/ai/finetunes(/|$)")),
+    ("health", re.compile(r"^/health$")),
+)
+
+
+def route_family(path: str) -> str:
+    """`workers_ai`, `openai`, `catalog`, `finetunes`, `health`, else `other` (`/metrics`,
+    unknown paths)."""
+    for family, pattern in ROUTE_FAMILIES:
+        if pattern.search(path):
+            return family
+    return "other"
+
+
+class ServerMetrics:
+    """This app's metrics, in a registry of its own."""
+
+    def __init__(self, model_names: Iterable[str]) -> None:
+        self.models = frozenset(model_names)
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.requests = Counter(
+            "workers_ai_local_requests",
+            "Requests answered, by model (empty when none served was named), API, HTTP status "
+            "and Cloudflare error code (empty on success; also set for in-band stream errors, "
+            "3008 when the client left a stream)",
+            ["model", "api", "status", "error_code"],
+            registry=registry,
+        )
+        self.time_to_first_token = Histogram(
+            "workers_ai_local_time_to_first_token_seconds",
+            "Seconds from the request's arrival to its generation's first output event",
+            ["model"],
+            buckets=SECONDS,
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "workers_ai_local_request_duration_seconds",
+            "Seconds from a request's arrival until its response was sent in full (a stream: "
+            "until it ended), for requests naming a served model",
+            ["model"],
+            buckets=SECONDS,
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "workers_ai_local_queue_wait_seconds",
+            "Seconds from handing the tokenized request to the engine until its first output "
+            "event: waiting for a running slot, then prefill (hidden reasoning, as in JSON "
+            "mode, adds its own tokens)",
+            ["model"],
+            buckets=SECONDS,
+            registry=registry,
+        )
+        self.prompt_tokens = Counter(
+            "workers_ai_local_prompt_tokens",
+            "Prompt tokens of finished generations",
+            ["model"],
+            registry=registry,
+        )
+        self.completion_tokens = Counter(
+            "workers_ai_local_completion_tokens",
+            "Completion tokens of finished generations",
+            ["model"],
+            registry=registry,
+        )
+        self.running = Gauge(
+            "workers_ai_local_requests_running",
+            "Requests the model's engine is running now (vLLM: its unfinished requests but "
+            "those its scheduler last reported waiting)",
+            ["model"],
+            registry=registry,
+        )
+        self.waiting = Gauge(
+            "workers_ai_local_requests_waiting",
+            "Requests admitted to the model's engine that wait for a running slot (vLLM: as "
+            "its scheduler last reported, at most its unfinished requests)",
+            ["model"],
+            registry=registry,
+        )
+        for model in self.models:  # every served model's series exists from the start
+            for metric in (
+                self.time_to_first_token,
+                self.request_duration,
+                self.queue_wait,
+                self.prompt_tokens,
+                self.completion_tokens,
+                self.running,
+                self.waiting,
+            ):
+                metric.labels(model)
+
+    def observe(self, path: str, status: int, record: RequestRecord, elapsed_s: float) -> None:
+        """One request, answered in full."""
+        model = record.model if record.model in self.models else ""
+        error_code = "" if record.error_code is None else str(record.error_code)
+        self.requests.labels(model, route_family(path), str(status), error_code).inc()
+        if not model:
+            return
+        self.request_duration.labels(model).observe(elapsed_s)
+        if record.first_event_after_s is not None:
+            self.time_to_first_token.labels(model).observe(record.first_event_after_s)
+        if record.queue_wait_s is not None:
+            self.queue_wait.labels(model).observe(record.queue_wait_s)
+        if record.prompt_tokens is not None:
+            self.prompt_tokens.labels(model).inc(record.prompt_tokens)
+        if record.completion_tokens is not None:
+            self.completion_tokens.labels(model).inc(record.completion_tokens)
+
+    async def read_engines(self, models: Mapping[str, ServedModel]) -> None:
+        for name, model in models.items():
+            status = await model.engine.status()
+            self.running.labels(name).set(status.running_requests)
+            self.waiting.labels(name).set(status.waiting_requests)
+
+    def exposition(self) -> bytes:
+        """This app's metrics, then the global registry's (the engines', the process's)."""
+        return generate_latest(_Chained((self.registry, REGISTRY)))
+
+
+class _Chained:
+    def __init__(self, registries: Iterable[CollectorRegistry]) -> None:
+        self._registries = registries
+
+    def collect(self) -> Iterator[Metric]:
+        for registry in self._registries:
+            yield from registry.collect()
+
+
+router = APIRouter()
+
+
+@router.get("/metrics", dependencies=[Authenticated])
+async def metrics(request: Request, serving: Served) -> Response:
+    server_metrics: ServerMetrics = request.app.state.metrics
+    await server_metrics.read_engines(serving.generation.models)
+    return Response(server_metrics.exposition(), media_type=CONTENT_TYPE)
