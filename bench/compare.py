@@ -162,7 +162,7 @@ def bench_config(source: Path, workdir: Path, lora: bool) -> tuple[Path, Path, E
     model = next(model for model in settings.models if model.name == MODEL)
     # LoRA off unless asked: on the CPU build every request then runs through an adapter
     # (see engine/vllm/lora.py), which measures that workaround rather than the server.
-    engine = model.engine.model_copy(update={"enable_lora": lora})
+    engine = model.local_engine.model_copy(update={"enable_lora": lora})
     assert engine.builtin is not None, "the benchmark needs a builtin checkpoint"
     checkpoint = prepare_checkpoint(engine.builtin, settings.resolved_cache_dir())
     config = workdir / "bench.yaml"

@@ -77,7 +77,7 @@ def long_prompt(tokens: int) -> str:
     from server.settings import load_settings
 
     settings = load_settings(REPO / "configs" / "cpu-tiny.yaml")
-    builtin = next(model.engine.builtin for model in settings.models if model.name == R1)
+    builtin = next(model.local_engine.builtin for model in settings.models if model.name == R1)
     assert builtin is not None
     tokenizer = AutoTokenizer.from_pretrained(
         prepare_checkpoint(builtin, settings.resolved_cache_dir())

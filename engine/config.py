@@ -1,6 +1,6 @@
 """How to build one engine: which checkpoint, and how the engine holds it."""
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,6 +37,12 @@ class EngineConfig(BaseModel):
     cpu_kv_cache_gib: float = Field(
         default=1.0, gt=0, description="KV cache size on the CPU build (VLLM_CPU_KVCACHE_SPACE)."
     )
+    kv_cache_memory_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="KV cache size on a GPU, fixed instead of what gpu_memory_utilization "
+        "leaves: engines that share a GPU then do not depend on their start order.",
+    )
     max_num_seqs: int | None = Field(
         default=None, ge=1, description="Requests generated together (vLLM's default if unset)."
     )
@@ -64,6 +70,12 @@ class EngineConfig(BaseModel):
     )
     max_loras: int = Field(default=2, ge=1, description="Adapters in one batch.")
     max_cpu_loras: int = Field(default=8, ge=1, description="Adapters kept loaded (LRU).")
+    vllm_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further vLLM engine arguments (names of vllm.EngineArgs, e.g. "
+        "block_size, max_num_batched_tokens, speculative_config), passed as given. Checked "
+        "against EngineArgs when the engine starts and by `workers-ai-local check`.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "EngineConfig":
@@ -77,3 +89,25 @@ class EngineConfig(BaseModel):
                 f"but only {len(self.gpu_ids)} gpu_ids are listed"
             )
         return self
+
+
+class SwapGroupConfig(BaseModel):
+    """Models that share one GPU (or, on a CPU, one machine's memory) by taking turns: one is
+    awake, the others wait asleep (vLLM sleep mode) or stopped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Shown in logs, /health and metrics, e.g. 'gpu0'.")
+    models: list[str] = Field(min_length=2, description="Workers AI names of the members.")
+    method: Literal["auto", "sleep", "restart"] = Field(
+        default="auto",
+        description="'sleep': vLLM sleep mode level 1 (weights to host memory; GPU only); "
+        "'restart': stop one engine and start the other; 'auto': sleep on a GPU, restart on "
+        "the CPU build.",
+    )
+    min_residency_s: float = Field(
+        default=30,
+        ge=0,
+        description="A model woken for waiting requests stays awake at least this long while "
+        "its own requests keep coming, before the group swaps back.",
+    )

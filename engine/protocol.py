@@ -33,6 +33,10 @@ class Engine(Protocol):
         """The loaded checkpoint and its layer sizes, which LoRA adapters must fit."""
         ...
 
+    def max_model_len(self) -> int:
+        """The longest sequence (prompt + output) the engine holds."""
+        ...
+
     async def load_adapter(self, adapter: Adapter) -> None:
         """Make `adapter` ready for `generate`; raises EngineRequestError if the engine
         refuses it. The engine keeps serving other requests either way. Call it before every

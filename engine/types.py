@@ -51,6 +51,9 @@ class GenerationParams:
     adapter: Adapter | None = None
     # Refuse (EngineBusyError) rather than wait when every running slot is taken.
     reject_if_busy: bool = False
+    # Workers AI's `x-session-affinity`: requests of one session may share a prompt cache, so a
+    # router in front of several replicas may send them to the same one.
+    session_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,16 @@ class Delta:
     text: str
     token_count: int
     finish_reason: FinishReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SwapState:
+    """Where a model of a swap group (`engine.swap`) stands, and its group's swaps so far."""
+
+    group: str
+    state: Literal["awake", "asleep", "waking"]
+    swaps: int
+    swap_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,7 @@ class EngineStatus:
     # Requests it admits at once, running and waiting; past it new ones are refused (None: no
     # limit). The server refuses early, before preparing a request it could not admit.
     capacity: int | None = None
+    swap: SwapState | None = None  # set for members of a swap group
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,10 @@ async def health(serving: Served, drain: AppDrain) -> JSONResponse:
             "waiting_requests": status.waiting_requests,
             "context_window": model.context_window,
             **({"stand_in": model.stand_in} if model.stand_in else {}),
+            **(
+                {"swap_group": status.swap.group, "state": status.swap.state} if status.swap else {}
+            ),
+            **({"remote": True} if model.remote else {}),
         }
     if drain.draining:
         return JSONResponse({"status": "draining", "models": report}, status_code=503)

@@ -8,10 +8,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from engine.config import EngineConfig
+from engine.config import EngineConfig, SwapGroupConfig
+from engine.remote.config import RemoteConfig
 from server.generation.specs import MODELS
 from server.logs import LogFormat
 
@@ -28,7 +36,12 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    engine: EngineConfig
+    engine: EngineConfig | None = Field(
+        default=None, description="An engine this process runs (vLLM in-process)."
+    )
+    remote: RemoteConfig | None = Field(
+        default=None, description="A vLLM server or router elsewhere that generates instead."
+    )
     chat_template: Literal["official", "checkpoint"] = Field(
         default="official",
         description="'official': the Workers AI model's own template (ours, byte-identical); "
@@ -52,6 +65,19 @@ class ModelSettings(BaseModel):
             known = ", ".join(sorted(MODELS))
             raise ValueError(f"'{name}' is not a model this server can serve (known: {known})")
         return name
+
+    @model_validator(mode="after")
+    def _one_engine(self) -> "ModelSettings":
+        if (self.engine is None) == (self.remote is None):
+            raise ValueError("set exactly one of 'engine' (in this process) and 'remote'")
+        return self
+
+    @property
+    def local_engine(self) -> EngineConfig:
+        """The in-process engine's settings; only for models that have one."""
+        if self.engine is None:
+            raise ConfigError(f"{self.name} is served by a remote engine")
+        return self.engine
 
 
 def _split_commas(value: Any) -> Any:
@@ -95,6 +121,11 @@ class Settings(BaseModel):
         "they are ended with a 503 (in-band for streams); see server.http.drain.",
     )
     models: list[ModelSettings] = Field(min_length=1)
+    swap_groups: list[SwapGroupConfig] = Field(
+        default_factory=list,
+        description="Models that take turns on one GPU (see engine.swap); a model is in at "
+        "most one group, and only in-process engines swap.",
+    )
     log_format: LogFormat = Field(
         default="text",
         description="'text' for people, 'json' (one object a line) for log shippers.",
@@ -110,6 +141,30 @@ class Settings(BaseModel):
         if duplicates:
             raise ValueError(f"models listed twice: {', '.join(duplicates)}")
         return models
+
+    @model_validator(mode="after")
+    def _swap_groups_fit(self) -> "Settings":
+        local = {model.name for model in self.models if model.engine is not None}
+        remote = {model.name for model in self.models if model.remote is not None}
+        seen: dict[str, str] = {}
+        for group in self.swap_groups:
+            for name in group.models:
+                if name in remote:
+                    raise ValueError(
+                        f"swap group '{group.name}': {name} has a remote engine; only "
+                        "in-process engines swap"
+                    )
+                if name not in local:
+                    raise ValueError(f"swap group '{group.name}': {name} is not a served model")
+                if name in seen:
+                    raise ValueError(
+                        f"{name} is in two swap groups: '{seen[name]}' and '{group.name}'"
+                    )
+                seen[name] = group.name
+        return self
+
+    def swap_group_of(self, name: str) -> SwapGroupConfig | None:
+        return next((group for group in self.swap_groups if name in group.models), None)
 
     @property
     def loopback_only(self) -> bool:
@@ -170,9 +225,14 @@ def load_settings(config_path: Path, **cli_overrides: Any) -> Settings:
         raise ConfigError(_describe(config_path, error)) from None
 
 
+def setting_path(loc: tuple[int | str, ...]) -> str:
+    """A setting's path as users write it: `models[1].engine.max_model_len`."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
 def _describe(config_path: Path, error: ValidationError) -> str:
     lines = [f"invalid settings in {config_path}:"]
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        where = setting_path(item["loc"]) or "(top level)"
         lines.append(f"  {where}: {item['msg']}")
     return "\n".join(lines)

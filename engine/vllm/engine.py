@@ -99,10 +99,16 @@ class VllmEngine:
         )
 
     @classmethod
-    async def start(cls, config: EngineConfig, checkpoint: Path | str, name: str) -> "VllmEngine":
-        """Build the engine off the event loop; raises EngineStartError on failure."""
+    async def start(
+        cls, config: EngineConfig, checkpoint: Path | str, name: str, *, sleep_mode: bool = False
+    ) -> "VllmEngine":
+        """Build the engine off the event loop; raises EngineStartError on failure.
+
+        `sleep_mode` lets the engine `sleep` and `wake_up` (GPU builds only)."""
         metrics = EngineMetrics()
-        llm = await asyncio.to_thread(_build_async_llm, config, str(checkpoint), name, metrics)
+        llm = await asyncio.to_thread(
+            _build_async_llm, config, str(checkpoint), name, metrics, sleep_mode
+        )
         engine = cls(llm, name, config.max_waiting_requests, metrics)
         live_engine_metrics().add(metrics.registry)
         if config.enable_lora:
@@ -135,6 +141,10 @@ class VllmEngine:
         return CheckpointInfo.from_hf_config(
             str(model_config.model), model_config.hf_text_config.to_dict()
         )
+
+    def max_model_len(self) -> int:
+        length: int = self._llm.model_config.max_model_len
+        return length
 
     async def load_adapter(self, adapter: Adapter) -> None:
         if self._adapters is None:
@@ -208,6 +218,14 @@ class VllmEngine:
             capacity=self._llm.scheduler_config.max_num_queued_reqs,
         )
 
+    async def sleep(self) -> None:
+        """Sleep mode level 1: wait for the running requests, then move the weights to host
+        memory and drop the KV cache. Only for an engine started with `sleep_mode`."""
+        await self._llm.sleep(level=1, mode="wait")
+
+    async def wake_up(self) -> None:
+        await self._llm.wake_up()
+
     async def close(self) -> None:
         if self._metrics is not None:
             live_engine_metrics().remove(self._metrics.registry)
@@ -231,10 +249,16 @@ def _structured_outputs(structured: StructuredOutput | None) -> Any:
 
 
 def engine_args(
-    config: EngineConfig, checkpoint: str, *, cpu: bool, name: str | None = None
+    config: EngineConfig,
+    checkpoint: str,
+    *,
+    cpu: bool,
+    name: str | None = None,
+    sleep_mode: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for `vllm.AsyncEngineArgs`. `name` (the Workers AI name) labels the
-    engine's `vllm:*` metrics (`model_name`)."""
+    engine's `vllm:*` metrics (`model_name`). `config.vllm_args` come last, on top; a bad one
+    (see `engine.vllm.args`) raises EngineStartError before vLLM builds anything."""
     args: dict[str, Any] = {
         "model": checkpoint,
         "max_model_len": config.max_model_len,
@@ -273,10 +297,23 @@ def engine_args(
         # On the CPU build a seeded request whose prompt is prefilled in chunks kills the engine
         # ("CPU Generator does not use offset" when vLLM rewinds the generator after a partial
         # prefill). Prefilling every prompt in one step avoids partial prefills altogether.
+        # vllm_args may raise max_num_batched_tokens (never below max_model_len).
         args["enable_chunked_prefill"] = False
         args["max_num_batched_tokens"] = config.max_model_len
     else:
         args["gpu_memory_utilization"] = config.gpu_memory_utilization
+        if config.kv_cache_memory_bytes is not None:
+            args["kv_cache_memory_bytes"] = config.kv_cache_memory_bytes
+    if sleep_mode:
+        args["enable_sleep_mode"] = True
+    if config.vllm_args:
+        # Imported here: engine.vllm.args derives the names typed settings own from this function.
+        from engine.vllm.args import with_vllm_args
+
+        try:
+            args = with_vllm_args(args, config, cpu=cpu)
+        except ValueError as error:
+            raise EngineStartError(f"{name or checkpoint}: {error}") from None
     return args
 
 
@@ -305,14 +342,14 @@ class EngineMetrics:
 
 
 def _build_async_llm(
-    config: EngineConfig, checkpoint: str, name: str, metrics: EngineMetrics
+    config: EngineConfig, checkpoint: str, name: str, metrics: EngineMetrics, sleep_mode: bool
 ) -> Any:
     prepare_vllm_environment()
     from vllm import AsyncEngineArgs
     from vllm.config import StructuredOutputsConfig
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    kwargs = engine_args(config, checkpoint, cpu=is_cpu_build(), name=name)
+    kwargs = engine_args(config, checkpoint, cpu=is_cpu_build(), name=name, sleep_mode=sleep_mode)
     kwargs["structured_outputs_config"] = StructuredOutputsConfig(
         **kwargs["structured_outputs_config"]
     )

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from server.catalog.search import SearchQuery, parse_search_query
+from server.catalog.search import SearchQuery, parse_search_query, with_swap_states
 from server.errors import success_envelope
-from server.http.state import Authenticated, ServedAccount, ServedCatalog
+from server.http.state import Authenticated, Served, ServedAccount, ServedCatalog
 
 router = APIRouter(dependencies=[Authenticated, ServedAccount])
 
@@ -46,9 +46,14 @@ CatalogSearch = Annotated[SearchQuery, Depends(get_search_query)]
 
 
 @router.get("/accounts/{account_id}/ai/models/search")
-async def search_models(query: CatalogSearch, catalog: ServedCatalog) -> JSONResponse:
+async def search_models(
+    query: CatalogSearch, catalog: ServedCatalog, serving: Served
+) -> JSONResponse:
     page = catalog.search(query)
-    return JSONResponse({**success_envelope(page.entries), "result_info": page.result_info()})
+    models = serving.generation.models
+    states = {name: (await model.engine.status()).swap for name, model in models.items()}
+    entries = with_swap_states(page.entries, states)
+    return JSONResponse({**success_envelope(entries), "result_info": page.result_info()})
 
 
 @router.get("/accounts/{account_id}/ai/models/schema")

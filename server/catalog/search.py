@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.types import SwapState
 from server.catalog.json_schema import model_schema
 from server.errors import BadInput, NoSuchModel
 from server.generation.registry import ServedModel
@@ -163,6 +164,21 @@ def catalog_entry(model: CatalogModel) -> dict[str, Any]:
         "tags": [],
         "properties": properties,
     }
+
+
+def with_swap_states(
+    entries: list[dict[str, Any]], states: Mapping[str, SwapState | None]
+) -> list[dict[str, Any]]:
+    """Entries of models in a swap group gain `swap_state` (`awake`, `asleep` or `waking`): a
+    request for a model that is not awake waits for a swap first."""
+    marked = []
+    for entry in entries:
+        swap = states.get(entry["name"])
+        if swap is not None:
+            state = {"property_id": "swap_state", "value": swap.state}
+            entry = {**entry, "properties": [*entry["properties"], state]}
+        marked.append(entry)
+    return marked
 
 
 def _matches(model: CatalogModel, query: SearchQuery) -> bool:

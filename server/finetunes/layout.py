@@ -2,6 +2,7 @@
 temporary entries an interrupted write leaves behind (swept by `server.finetunes.leftovers`).
 
     <adapters_dir>/.finetunes/
+    ├── .lock                            held while a finetune is created or completed
     ├── .new-*/                          a finetune's folder being built (Finetunes._add)
     ├── .*.tmp                           engine.durable.write_atomically's temp files
     └── <finetune id>/
@@ -14,6 +15,7 @@ temporary entries an interrupted write leaves behind (swept by `server.finetunes
 
 DATA_DIR = ".finetunes"
 RECORD_FILE = "finetune.json"
+LOCK_FILE = ".lock"
 STAGING_DIR = "adapter"
 INCOMING_DIR = "incoming"
 

@@ -28,6 +28,7 @@ Rules:
   what a crash leaves is swept at the next start (`server.finetunes.leftovers`).
 """
 
+import fcntl
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,7 @@ from server.finetunes.layout import (
     CANDIDATE_PREFIX,
     DATA_DIR,
     INCOMING_DIR,
+    LOCK_FILE,
     NEW_PREFIX,
     RECORD_FILE,
     STAGING_DIR,
@@ -101,7 +104,7 @@ class Finetunes:
         if not is_plain_name(name) or _is_finetune_id(name):
             rule = DIGITS_RULE if is_id(name) else PLAIN_NAME_RULE + ", not like a finetune id"
             raise BadInput(f"name: {name!r} is not a valid finetune name: {rule}")
-        with self._lock:
+        with self._exclusive():
             records = list(self._records())
             if any(record.name == name for record in records):
                 raise FinetuneExists(name, "finetune names are unique on this server")
@@ -124,6 +127,19 @@ class Finetunes:
             self._add(record)
         logger.info("finetune %r (%s) created for %s", name, record.id, record.model)
         return record
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One writer at a time, among this process's threads and among every server process
+        that shares the folder (`serve --workers N`, several containers on one volume)."""
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.root / LOCK_FILE, "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
     def of_account(self, account_id: str) -> list[FinetuneRecord]:
         """The account's finetunes, oldest first."""
@@ -173,7 +189,7 @@ class Finetunes:
             check_part(received, file_name, store.base, store.limits)
         except AdapterError as error:
             raise InvalidFinetune(record.name, str(error)) from None
-        with self._lock:
+        with self._exclusive():
             if self._published(record, store):
                 raise FinetuneAssetExists(record.name, file_name)
             staging = self._folder(record) / STAGING_DIR

@@ -87,9 +87,10 @@ class TextGeneration:
         timeout_s: float | None = None,
         *,
         separate_reasoning: bool = False,
+        session_id: str | None = None,
     ) -> PreparedRequest:
         """Validate, template and tokenize a request, off the event loop; raises
-        WorkersAIError subclasses.
+        WorkersAIError subclasses. `session_id` is the client's `x-session-affinity`.
 
         `separate_reasoning` keeps the reasoning out of the response text and emits it as
         ReasoningChunk events (the OpenAI-compatible routes' `reasoning_content`).
@@ -98,7 +99,12 @@ class TextGeneration:
         if model is not None:
             await self._admit(model)
         work = partial(
-            self._prepare, model_name, body, timeout_s, separate_reasoning=separate_reasoning
+            self._prepare,
+            model_name,
+            body,
+            timeout_s,
+            separate_reasoning=separate_reasoning,
+            session_id=session_id,
         )
         # In a copy of this context, as asyncio.to_thread does: the request's id and record
         # reach the thread's log lines.
@@ -131,6 +137,7 @@ class TextGeneration:
         timeout_s: float | None,
         *,
         separate_reasoning: bool,
+        session_id: str | None,
     ) -> PreparedRequest:
         note_model(model_name)
         model = self._models.get(model_name)
@@ -154,7 +161,7 @@ class TextGeneration:
         return PreparedRequest(
             model=model,
             prompt_token_ids=prompt_token_ids,
-            params=generation_params(request, structured, adapter),
+            params=generation_params(request, structured, adapter, session_id),
             plan=OutputPlan(
                 in_reasoning=reasoning_in_output,
                 hide_reasoning=structured is not None or separate_reasoning,
@@ -287,6 +294,7 @@ def generation_params(
     request: PromptInput | MessagesInput,
     structured: StructuredOutput | None,
     adapter: Adapter | None = None,
+    session_id: str | None = None,
 ) -> GenerationParams:
     """Engine sampling parameters from a validated request."""
     return GenerationParams(
@@ -301,4 +309,5 @@ def generation_params(
         structured=structured,
         adapter=adapter,
         reject_if_busy=request.options.reject_if_busy,
+        session_id=session_id,
     )

@@ -10,6 +10,8 @@ from server.http.state import get_settings
 
 # AI Gateway's per-request timeout header, in milliseconds; it can only shorten the server's.
 TIMEOUT_HEADER = "cf-aig-request-timeout"
+SESSION_HEADER = "x-session-affinity"
+MAX_SESSION_ID = 256
 
 
 async def read_json(request: Request) -> Any:
@@ -52,3 +54,17 @@ def requested_timeout(request: Request) -> float | None:
     if not milliseconds > 0:  # NaN too
         raise BadInput(f"header '{TIMEOUT_HEADER}' must be positive")
     return milliseconds / 1000
+
+
+def session_affinity(request: Request) -> str | None:
+    """Workers AI's `x-session-affinity` header (prompt caching): passed on to a remote engine
+    so that a router can send a session's requests to one replica. Raises BadInput when it is
+    longer than 256 characters or not printable ASCII."""
+    value = request.headers.get(SESSION_HEADER)
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_SESSION_ID or not value.isascii() or not value.isprintable():
+        raise BadInput(
+            f"header '{SESSION_HEADER}' must be at most {MAX_SESSION_ID} printable ASCII characters"
+        )
+    return value

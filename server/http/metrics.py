@@ -21,8 +21,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
+from engine.types import SwapState
 from server.generation.registry import ServedModel
 from server.http.state import Authenticated, Served
 from server.request_context import RequestRecord
@@ -118,6 +119,15 @@ class ServerMetrics:
             ["model"],
             registry=registry,
         )
+        self.awake = Gauge(
+            "workers_ai_local_model_awake",
+            "1 when the model is awake in its swap group, 0 while asleep or waking (only "
+            "models in a swap group)",
+            ["model", "group"],
+            registry=registry,
+        )
+        self._swaps: dict[str, SwapState] = {}
+        registry.register(_SwapCounters(self._swaps))
         for model in self.models:  # every served model's series exists from the start
             for metric in (
                 self.time_to_first_token,
@@ -152,10 +162,35 @@ class ServerMetrics:
             status = await model.engine.status()
             self.running.labels(name).set(status.running_requests)
             self.waiting.labels(name).set(status.waiting_requests)
+            if status.swap is not None:
+                self.awake.labels(name, status.swap.group).set(status.swap.state == "awake")
+                self._swaps[status.swap.group] = status.swap
 
     def exposition(self) -> bytes:
         """This app's metrics, then the global registry's (the engines', the process's)."""
         return generate_latest(_Chained((self.registry, REGISTRY)))
+
+
+class _SwapCounters:
+    """Swaps and seconds spent swapping per swap group, as its members last reported them."""
+
+    def __init__(self, swaps: Mapping[str, SwapState]) -> None:
+        self._swaps = swaps
+
+    def collect(self) -> Iterator[Metric]:
+        swaps = CounterMetricFamily(
+            "workers_ai_local_swaps", "Swaps done by the swap group", labels=["group"]
+        )
+        seconds = CounterMetricFamily(
+            "workers_ai_local_swap_seconds",
+            "Seconds the swap group spent swapping (put down, bring up, probe)",
+            labels=["group"],
+        )
+        for group, state in sorted(self._swaps.items()):
+            swaps.add_metric([group], state.swaps)
+            seconds.add_metric([group], state.swap_seconds)
+        yield swaps
+        yield seconds
 
 
 class _Chained:

@@ -11,7 +11,7 @@ import time
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from server.http.body import read_json, requested_timeout
+from server.http.body import read_json, requested_timeout, session_affinity
 from server.http.respond import respond
 from server.http.state import Authenticated, Served, ServedAccount, TextGenerationService
 from server.openai_api.requests import chat_request, completion_request
@@ -28,7 +28,11 @@ async def chat_completions(request: Request, service: TextGenerationService) -> 
     body = await read_json(request)
     model, native = chat_request(body, service.spec)
     prepared = await service.prepare(
-        model, native, timeout_s=requested_timeout(request), separate_reasoning=True
+        model,
+        native,
+        timeout_s=requested_timeout(request),
+        session_id=session_affinity(request),
+        separate_reasoning=True,
     )
     request_id = new_id("chatcmpl")
     answer = ChatCompletion(model, request_id, int(time.time()), include_usage(body))
@@ -39,7 +43,12 @@ async def chat_completions(request: Request, service: TextGenerationService) -> 
 async def completions(request: Request, service: TextGenerationService) -> Response:
     body = await read_json(request)
     model, native = completion_request(body, service.spec)
-    prepared = await service.prepare(model, native, timeout_s=requested_timeout(request))
+    prepared = await service.prepare(
+        model,
+        native,
+        timeout_s=requested_timeout(request),
+        session_id=session_affinity(request),
+    )
     request_id = new_id("cmpl")
     answer = TextCompletion(model, request_id, int(time.time()), include_usage(body))
     return await respond(request, service, prepared, request_id, answer)

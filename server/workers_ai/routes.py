@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 
 from server.errors import BadInput
 from server.generation.service import TextGeneration
-from server.http.body import read_json, requested_timeout
+from server.http.body import read_json, requested_timeout, session_affinity
 from server.http.respond import respond
 from server.http.state import Authenticated, ServedAccount, TextGenerationService
 from server.workers_ai.events import WorkersAIFormat
@@ -51,5 +51,10 @@ async def run_model_bare(model: str, request: Request, service: TextGenerationSe
 
 async def run(request: Request, service: TextGeneration, model: str, body: Any) -> Response:
     """Run a native Workers AI request: a JSON envelope, or Workers AI's SSE stream."""
-    prepared = await service.prepare(model, body, timeout_s=requested_timeout(request))
+    prepared = await service.prepare(
+        model,
+        body,
+        timeout_s=requested_timeout(request),
+        session_id=session_affinity(request),
+    )
     return await respond(request, service, prepared, uuid.uuid4().hex, WorkersAIFormat(prepared))

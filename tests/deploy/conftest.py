@@ -12,5 +12,7 @@ def _no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         "REQUEST_TIMEOUT_S",
         "CACHE_DIR",
         "DRAIN_TIMEOUT_S",
+        "ADAPTERS_DIR",
+        "LOG_FORMAT",
     ):
         monkeypatch.delenv(f"WORKERS_AI_LOCAL_{name}", raising=False)

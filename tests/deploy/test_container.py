@@ -33,7 +33,7 @@ def test_command_parses_as_serve_on_all_interfaces(source: str) -> None:
 @pytest.mark.parametrize("source", SOURCES)
 def test_command_config_is_a_gpu_profile_that_loads(source: str) -> None:
     settings = command_settings(source)
-    assert all(model.engine.checkpoint and not model.stand_in for model in settings.models)
+    assert all(model.local_engine.checkpoint and not model.stand_in for model in settings.models)
 
 
 @pytest.mark.parametrize("source", SOURCES)

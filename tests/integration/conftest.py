@@ -52,7 +52,7 @@ def tokenizers() -> dict[str, Any]:
     settings = load_settings(TINY_CONFIG)
     loaded: dict[str, Any] = {}
     for model in settings.models:
-        assert model.engine.builtin is not None
-        path = prepare_checkpoint(model.engine.builtin, settings.resolved_cache_dir())
+        assert model.local_engine.builtin is not None
+        path = prepare_checkpoint(model.local_engine.builtin, settings.resolved_cache_dir())
         loaded[model.name] = AutoTokenizer.from_pretrained(path)
     return loaded

@@ -23,7 +23,7 @@ def test_every_shipped_profile_loads(profile: Path) -> None:
 def test_cpu_tiny_serves_the_real_windows() -> None:
     settings = load_settings(REPO / "configs" / "cpu-tiny.yaml")
 
-    windows = {model.name: model.engine.max_model_len for model in settings.models}
+    windows = {model.name: model.local_engine.max_model_len for model in settings.models}
     assert windows == {
         "@cf/qwen/qwq-32b": 24000,
         "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b": 80000,
@@ -72,7 +72,7 @@ BAD_CONFIGS = [
     pytest.param("models: []", "models: List should have at least 1 item", id="no-models"),
     pytest.param(
         "models:\n  - name: '@cf/meta/llama'\n    engine: {checkpoint: x, max_model_len: 10}",
-        "models.0.name: Value error, '@cf/meta/llama' is not a model this server can serve",
+        "models[0].name: Value error, '@cf/meta/llama' is not a model this server can serve",
         id="unknown-model",
     ),
     pytest.param(
@@ -89,7 +89,7 @@ BAD_CONFIGS = [
     pytest.param(
         "models:\n  - name: '@cf/qwen/qwq-32b'\n    engine: {checkpoint: x, max_model_len: 10, "
         "colour: blue}",
-        "models.0.engine.colour: Extra inputs are not permitted",
+        "models[0].engine.colour: Extra inputs are not permitted",
         id="typo",
     ),
     pytest.param("port: [", "is not valid YAML", id="bad-yaml"),

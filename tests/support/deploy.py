@@ -1,16 +1,22 @@
-"""The GPU deployment's files as tests read them: the Dockerfile, docker-compose.yml, pyproject.
+"""The GPU deployment's files as tests read them: the Dockerfile, docker-compose.yml,
+deploy/compose-scale.yml, pyproject.
 
 The Dockerfile is parsed into its instructions; the command the container runs and its health
 check are read from either source (`SOURCES`: the Dockerfile's CMD/HEALTHCHECK, or compose's
-`command`/`healthcheck`), and the config that command names is loaded with the real CLI.
+`command`/`healthcheck`, interpolated as Compose does), and the config that command names is
+loaded with the real CLI. The commands of vLLM replicas and routers are parsed by vLLM's and
+vllm-router's own argument parsers.
 """
 
+import argparse
+import importlib
 import json
 import re
 import shlex
 import subprocess
 import sys
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -25,9 +31,12 @@ from tests.support.paths import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "docker-compose.yml"
+COMPOSE_SCALE = REPO / "deploy" / "compose-scale.yml"
 DOCKERIGNORE = REPO / ".dockerignore"
 SERVICE = "workers-ai-local"
 HEALTH_PATH = "/health"
+# docker-compose.yml's profile: the name of a configs/*.yaml file.
+PROFILE_VARIABLE = "WORKERS_AI_LOCAL_PROFILE"
 
 
 # --- Reading the Dockerfile ---------------------------------------------------------------------
@@ -118,16 +127,40 @@ def dockerfile() -> Dockerfile:
 
 
 @cache
-def compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+def compose(path: Path = COMPOSE) -> dict[str, Any]:
+    """A compose file with its YAML anchors and merge keys resolved (not yet interpolated)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
 
 
-def service() -> dict[str, Any]:
-    found = compose()["services"][SERVICE]
+def service(name: str = SERVICE, path: Path = COMPOSE) -> dict[str, Any]:
+    found = compose(path)["services"][name]
     assert isinstance(found, dict)
     return found
+
+
+_VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})")
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """`value` as Compose interpolates it from `env`: `${VAR}`, `${VAR:-default}` (also when
+    empty), `${VAR-default}` (only when unset), `${VAR:?message}` and `${VAR?message}` (compose
+    stops: raised here), and `$$` for a literal `$`."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group("name"), match.group("op") or "", match.group("arg") or ""
+        value = env.get(name)
+        missing = value is None or (op.startswith(":") and value == "")
+        if op.endswith("-"):
+            return arg if missing else str(value)
+        if op.endswith("?") and missing:
+            raise ValueError(f"compose refuses to start: {name}: {arg}")
+        return value or ""
+
+    return _VARIABLE.sub(replace, value)
 
 
 @cache
@@ -172,13 +205,20 @@ def pip_installs() -> list[list[str]]:
 SOURCES = ["dockerfile", "compose"]
 
 
-def serve_command(source: str) -> list[str]:
+def command(found: dict[str, Any], env: Mapping[str, str] | None = None) -> list[str]:
+    """A compose service's `command` as the container gets it, interpolated from `env`
+    (default: nothing set, so every default applies)."""
+    raw = found["command"]
+    args = shlex.split(raw) if isinstance(raw, str) else [str(arg) for arg in raw]
+    return [interpolate(arg, env or {}) for arg in args]
+
+
+def serve_command(source: str, env: Mapping[str, str] | None = None) -> list[str]:
     if source == "dockerfile":
         return dockerfile().exec_form("CMD")
-    command = service().get("command")
-    if command is None:  # compose falls back to the image's CMD
+    if "command" not in service():  # compose falls back to the image's CMD
         return dockerfile().exec_form("CMD")
-    return shlex.split(command) if isinstance(command, str) else [str(arg) for arg in command]
+    return command(service(), env)
 
 
 def served_port(source: str) -> int:
@@ -186,10 +226,15 @@ def served_port(source: str) -> int:
     return port
 
 
-def command_settings(source: str) -> Settings:
+def config_path(argv: Sequence[str]) -> Path:
+    """The file in this repository that a `serve` command's `--config` names in the image."""
+    args = build_parser().parse_args(list(argv))
+    return repo_path(dockerfile().workdir() / args.config)
+
+
+def command_settings(source: str, env: Mapping[str, str] | None = None) -> Settings:
     """The settings the container's command loads (its `--config`, as the image has it)."""
-    args = build_parser().parse_args(serve_command(source))
-    return load_settings(repo_path(dockerfile().workdir() / args.config))
+    return load_settings(config_path(serve_command(source, env)))
 
 
 def healthcheck_command(source: str) -> list[str]:
@@ -240,3 +285,40 @@ def run_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(executable), *args], cwd=REPO, capture_output=True, text=True, timeout=120
     )
+
+
+# --- vLLM replicas and routers, parsed by their own CLIs -----------------------------------------
+
+
+@cache
+def _vllm_serve_parser() -> argparse.ArgumentParser:
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser: argparse.ArgumentParser = make_arg_parser(FlexibleArgumentParser(prog="vllm serve"))
+    return parser
+
+
+def vllm_serve_args(argv: Sequence[str]) -> argparse.Namespace:
+    """`vllm serve ARGV` as the pinned vLLM parses and checks it before loading anything: an
+    unknown flag or a bad value fails here. The model is `model_tag`."""
+    from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args
+
+    try:
+        args = _vllm_serve_parser().parse_args(list(argv))
+    except SystemExit:
+        pytest.fail(f"vllm serve refuses: {shlex.join(argv)} (its message is above)")
+    validate_parsed_serve_args(args)
+    return args
+
+
+def vllm_router_args(argv: Sequence[str]) -> Any:
+    """`vllm-router ARGV` as the installed vllm-router's launcher parses and checks it
+    (a `RouterArgs`)."""
+    launcher = importlib.import_module("vllm_router.launch_router")
+    try:
+        args = launcher.parse_router_args(list(argv))
+    except SystemExit:
+        pytest.fail(f"vllm-router refuses: {shlex.join(argv)} (its message is above)")
+    args._validate_router_args()
+    return args

@@ -43,6 +43,7 @@ class FakeEngine:
     aborted: int = 0
     loaded_adapters: list[Adapter] = field(default_factory=list)
     adapter_failure: EngineError | None = None
+    model_len: int = 1 << 20  # what `max_model_len` reports; the settings usually set less
     checkpoint: CheckpointInfo = field(
         default_factory=lambda: CheckpointInfo(
             source="fake/tiny-qwen2",
@@ -57,6 +58,9 @@ class FakeEngine:
 
     def encode(self, text: str) -> list[int]:
         return [ord(character) for character in text]
+
+    def max_model_len(self) -> int:
+        return self.model_len
 
     def checkpoint_info(self) -> CheckpointInfo:
         return self.checkpoint

@@ -56,6 +56,9 @@ class ForcedEngine:
     def checkpoint_info(self) -> CheckpointInfo:
         return self.inner.checkpoint_info()
 
+    def max_model_len(self) -> int:
+        return self.inner.max_model_len()
+
     async def load_adapter(self, adapter: Adapter) -> None:
         await self.inner.load_adapter(adapter)
 

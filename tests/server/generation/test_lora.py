@@ -211,5 +211,5 @@ def test_profiles_serve_lora_up_to_rank_32(profile: str, enabled: bool) -> None:
     settings = load_settings(REPO / "configs" / f"{profile}.yaml")
 
     for model in settings.models:
-        assert model.engine.enable_lora is enabled
-        assert model.engine.max_lora_rank == 32
+        assert model.local_engine.enable_lora is enabled
+        assert model.local_engine.max_lora_rank == 32

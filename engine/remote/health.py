@@ -1,0 +1,69 @@
+"""Whether the upstream answers `GET /health` with 200, asked at most once per interval.
+
+`status()` is called often (each request's admission, `/health`, `/metrics`, the watchdog), so
+the answer is cached; callers that find it stale share one probe, and a probe that hangs ends
+after a short timeout. vLLM's /health is 200 while its engine runs (503 once it died); a router's
+is its own view of its workers.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+PROBE_INTERVAL_S = 1.0
+PROBE_TIMEOUT_S = 2.0
+
+
+class HealthProbe:
+    """The upstream's last /health answer. Starts healthy: the engine starts only once the
+    upstream has answered."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        interval_s: float = PROBE_INTERVAL_S,
+        timeout_s: float = PROBE_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._clock = clock
+        self._healthy = True
+        self._detail = ""
+        self._checked_at = clock()
+        self._probe: asyncio.Task[None] | None = None
+
+    async def check(self) -> tuple[bool, str]:
+        """(healthy, why not), at most `interval_s` old. Never raises but CancelledError."""
+        if self._clock() - self._checked_at >= self._interval_s:
+            if self._probe is None:
+                self._probe = asyncio.create_task(self._run())
+            # Shielded: a caller that is cancelled does not cancel the probe others await.
+            await asyncio.shield(self._probe)
+        return self._healthy, self._detail
+
+    async def _run(self) -> None:
+        try:
+            response = await self._client.get("/health", timeout=self._timeout_s)
+        except httpx.HTTPError as error:
+            healthy, detail = False, f"upstream unreachable: {error!r}"
+        except Exception as error:  # status() must answer; a bug here is logged, not raised
+            logger.exception("probing the upstream's /health failed")
+            healthy, detail = False, f"probing /health failed: {error!r}"
+        else:
+            healthy = response.status_code == 200
+            detail = "" if healthy else f"upstream /health answered {response.status_code}"
+        finally:
+            self._probe = None
+        self._healthy, self._detail = healthy, detail
+        self._checked_at = self._clock()
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()

@@ -1,0 +1,101 @@
+"""`serve --workers N`: N server processes answering on one port, for profiles whose engines are
+all remote (each process would otherwise start engines of its own).
+
+This process binds the port once and starts N copies of `serve`, each given the listening
+socket (`--socket-fd`); the kernel hands each new connection to one of them. Nothing else is
+shared in memory: request ids are random, finetunes live on disk (one writer at a time by file
+lock), and each process reports its own `/health` and `/metrics`.
+
+SIGTERM and SIGINT are passed on to every worker, which drains as a single server does. When a
+worker exits by itself, the others are stopped and this process exits with the worker's
+status, so that a supervisor restarts the whole set.
+"""
+
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from server.settings import ConfigError, Settings
+
+logger = logging.getLogger("workers_ai_local")
+
+POLL_S = 0.5
+
+
+def check_workers(settings: Settings, workers: int) -> None:
+    """Raises ConfigError unless `workers` processes can serve `settings`."""
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    local = [model.name for model in settings.models if model.remote is None]
+    if workers > 1 and local:
+        raise ConfigError(
+            f"--workers {workers} needs every model on a remote engine; "
+            f"{', '.join(local)} would start an engine in every worker"
+        )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket the workers share."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener
+
+
+def run_workers(serve_args: list[str], settings: Settings, workers: int) -> int:
+    """Run `workers` copies of `serve <serve_args>` on one socket until they stop; the exit
+    status of the first that stopped by itself, or 0 after a signal."""
+    listener = bind(settings.host, settings.port)
+    fd = listener.fileno()
+    command = [sys.executable, "-m", "server.cli", "serve", *serve_args, "--socket-fd", str(fd)]
+    processes = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(workers)]
+    listener.close()  # the workers hold it now
+    logger.info(
+        "%d workers (pids %s) serve http://%s:%d",
+        workers,
+        ", ".join(str(process.pid) for process in processes),
+        settings.host,
+        settings.port,
+    )
+    stopping = False
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while True:
+            exited = [process for process in processes if process.poll() is not None]
+            if len(exited) == len(processes):
+                return 0 if stopping else max(abs(process.returncode) for process in exited)
+            if exited and not stopping:
+                first = exited[0]
+                logger.error(
+                    "worker %d exited with status %d: stopping the others",
+                    first.pid,
+                    first.returncode,
+                )
+                forward(signal.SIGTERM, None)
+                stopping = True
+                for process in processes:
+                    process.wait()
+                return first.returncode or 1
+            time.sleep(POLL_S)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
