@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from engine.protocol import Engine
 from server import health
+from server.binding import routes as binding_routes
 from server.catalog import routes as catalog_routes
 from server.catalog.search import served_catalog
 from server.errors import (
@@ -102,6 +103,7 @@ def create_app(
     ):
         app.include_router(router, prefix="/client/v4")
         app.include_router(router)
+    app.include_router(binding_routes.router)  # Workers' `env.AI`, under Miniflare and wrangler
     # AI Gateway forms; Workers AI's bare `{model}` form last, as it matches any path.
     app.include_router(openai_routes.gateway)
     app.include_router(workers_ai_routes.gateway)

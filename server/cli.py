@@ -57,6 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--probe", action="store_true", help="ask each remote upstream for its /v1/models"
     )
+    wrangler_dev = commands.add_parser(
+        "wrangler-dev",
+        help="run `wrangler dev` with env.AI served by a workers-ai-local server, offline "
+        "(docs/wrangler-dev.md)",
+    )
+    wrangler_dev.add_argument(
+        "--server", default="http://127.0.0.1:8787", help="the server env.AI goes to"
+    )
+    wrangler_dev.add_argument(
+        "--token", help="an API token of that server (default: $WORKERS_AI_LOCAL_TOKEN)"
+    )
+    wrangler_dev.add_argument(
+        "wrangler_command", nargs=argparse.REMAINDER, metavar="-- WRANGLER_COMMAND ..."
+    )
     return parser
 
 
@@ -67,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "wrangler-dev":
+            return _wrangler_dev(args)
         return _prepare(args)
     except ConfigError as error:
         print(f"workers-ai-local: {error}", file=sys.stderr)
@@ -155,6 +171,15 @@ def _prepare(args: argparse.Namespace) -> int:
             path = prepare_checkpoint(model.engine.builtin, settings.resolved_cache_dir())
             print(f"{model.name}: {path}")
     return 0
+
+
+def _wrangler_dev(args: argparse.Namespace) -> int:
+    from server.wrangler_dev.run import run_wrangler_dev
+
+    configure_logging("info", "text")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per env.AI call: noise
+    token = args.token or os.environ.get("WORKERS_AI_LOCAL_TOKEN")
+    return run_wrangler_dev(args.server, token, args.wrangler_command, os.environ)
 
 
 def _refuse_what_check_refuses(settings: Settings) -> None:

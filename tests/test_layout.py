@@ -85,6 +85,7 @@ API_ROUTES = (
     "server.openai_api.routes",
     "server.catalog.routes",
     "server.finetunes.routes",
+    "server.binding.routes",
 )
 
 

@@ -25,6 +25,13 @@ class RemoteConfig(BaseModel):
         gt=0,
         description="Longest sequence served; default (and upper bound): upstream /v1/models.",
     )
+    health_path: str = Field(
+        default="/health",
+        pattern=r"^/",
+        description="What says the upstream can serve: vllm serve's /health, or for "
+        "vllm-router its /readiness (200 while one worker is up; its /health is 503 as soon as "
+        "any worker is down).",
+    )
     api_key_env: str | None = Field(
         default=None, description="Environment variable holding the upstream's API key."
     )

@@ -114,7 +114,7 @@ class RemoteEngine:
         self._max_model_len = max_model_len
         self._publisher = publisher
         self._zero_adapter = zero_adapter
-        self._health = HealthProbe(client)
+        self._health = HealthProbe(client, config.health_path)
         self._in_flight = 0
 
     @classmethod

@@ -26,11 +26,13 @@ class HealthProbe:
     def __init__(
         self,
         client: httpx.AsyncClient,
+        path: str = "/health",
         interval_s: float = PROBE_INTERVAL_S,
         timeout_s: float = PROBE_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._path = path
         self._interval_s = interval_s
         self._timeout_s = timeout_s
         self._clock = clock
@@ -50,15 +52,15 @@ class HealthProbe:
 
     async def _run(self) -> None:
         try:
-            response = await self._client.get("/health", timeout=self._timeout_s)
+            response = await self._client.get(self._path, timeout=self._timeout_s)
         except httpx.HTTPError as error:
             healthy, detail = False, f"upstream unreachable: {error!r}"
         except Exception as error:  # status() must answer; a bug here is logged, not raised
-            logger.exception("probing the upstream's /health failed")
-            healthy, detail = False, f"probing /health failed: {error!r}"
+            logger.exception("probing the upstream's %s failed", self._path)
+            healthy, detail = False, f"probing {self._path} failed: {error!r}"
         else:
             healthy = response.status_code == 200
-            detail = "" if healthy else f"upstream /health answered {response.status_code}"
+            detail = "" if healthy else f"upstream {self._path} answered {response.status_code}"
         finally:
             self._probe = None
         self._healthy, self._detail = healthy, detail

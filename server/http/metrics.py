@@ -42,12 +42,13 @@ ROUTE_FAMILIES = (
     ("catalog", re.compile(r"/ai/models/")),
     ("finetunes", re.compile(r"/ai/finetunes(/|$)")),
     ("health", re.compile(r"^/health$")),
+    ("binding", re.compile(r"^/binding/|^/$")),  # env.AI of Miniflare and wrangler dev
 )
 
 
 def route_family(path: str) -> str:
-    """`workers_ai`, `openai`, `catalog`, `finetunes`, `health`, else `other` (`/metrics`,
-    unknown paths)."""
+    """`workers_ai`, `openai`, `catalog`, `finetunes`, `health`, `binding`, else `other`
+    (`/metrics`, unknown paths)."""
     for family, pattern in ROUTE_FAMILIES:
         if pattern.search(path):
             return family

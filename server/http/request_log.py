@@ -38,6 +38,10 @@ CLIENT_ID_HEADERS = ("x-request-id", "cf-ray")
 CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Access-line values shown bare; anything else (spaces, quotes, control characters) is quoted.
 BARE = re.compile(r"[!#-~]+")
+# The Workers AI binding's connection URL holds an API token (`server.binding.protocol`): what
+# follows `/binding/` never reaches a log line.
+SECRET_PATH = re.compile(r"^/binding/.*", re.DOTALL)
+SHOWN_SECRET_PATH = "/binding/***/"
 
 access_logger = logging.getLogger("workers_ai_local.access")
 
@@ -89,7 +93,7 @@ def access_fields(
     """Every field, None when unknown: the JSON lines keep one shape."""
     return {
         "method": scope["method"],
-        "path": scope["path"],
+        "path": shown_path(scope["path"]),
         "status": status,
         "model": record.model,
         "error_code": record.error_code,
@@ -97,6 +101,11 @@ def access_fields(
         "completion_tokens": record.completion_tokens,
         "latency_ms": round(elapsed_s * 1000, 1),
     }
+
+
+def shown_path(path: str) -> str:
+    """The path as logs show it: a binding path without its token."""
+    return SHOWN_SECRET_PATH if SECRET_PATH.match(path) else path
 
 
 def access_text(fields: dict[str, Any]) -> str:

@@ -144,7 +144,7 @@ class FakeUpstream:
         self.received.append(request)
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             await _json(send, 401, _error_body(401, "Unauthorized"))
-        elif request.path == "/health":
+        elif request.path in ("/health", "/readiness"):  # vllm serve's, vllm-router's
             await _json(send, self.health_status, {})
         elif request.path == "/v1/models":
             await self._models(send)

@@ -21,11 +21,13 @@ class Clock:
         return self.now
 
 
-def probing(url: str, scenario: Callable[[HealthProbe, Clock], Awaitable[T]]) -> T:
+def probing(
+    url: str, scenario: Callable[[HealthProbe, Clock], Awaitable[T]], path: str = "/health"
+) -> T:
     async def main() -> T:
         clock = Clock()
         async with httpx.AsyncClient(base_url=url) as client:
-            probe = HealthProbe(client, clock=clock)
+            probe = HealthProbe(client, path, clock=clock)
             try:
                 return await scenario(probe, clock)
             finally:
@@ -82,3 +84,15 @@ def test_an_unreachable_upstream_is_unhealthy_and_status_does_not_raise() -> Non
 
     assert not healthy
     assert "unreachable" in detail
+
+
+def test_a_router_is_asked_on_its_configured_path(upstream: FakeUpstream) -> None:
+    async def scenario(probe: HealthProbe, clock: Clock) -> tuple[bool, str]:
+        clock.now += 5
+        return await probe.check()
+
+    upstream.health_status = 503
+    healthy, detail = probing(upstream.url, scenario, path="/readiness")
+
+    assert (healthy, detail) == (False, "upstream /readiness answered 503")
+    assert [call.path for call in upstream.received] == ["/readiness"]

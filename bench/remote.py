@@ -1,0 +1,226 @@
+"""Benchmark remote mode: workers-ai-local in front of a vllm-router, against clients that call
+the same router directly.
+
+    ours:    client -> workers-ai-local (remote mode) -> vllm-router -> vllm serve x 2
+    direct:  client ----------------------------------> vllm-router -> vllm serve x 2
+
+Both paths run at once on the same replicas and router (tiny QwQ stand-in, CPU build, LoRA
+off). Each concurrency level is measured in alternating rounds (ours then direct, direct then
+ours, ...), so that this shared machine's drifts hit both alike. Each round sends both the same
+streamed requests: ours a chat request; direct the very token ids our server renders and
+tokenizes for it (checked before measuring) to `/v1/completions`, with the same max_tokens,
+temperature 0 and ignore_eos. We print the medians of the per-round ratios ours/direct of
+output tokens/s and p50 time to first token, the median p50 TTFT difference in ms, and the CPU
+time per output token of our server's process (psutil) and of the router.
+Run: `python -m bench.remote` (`--help` for options).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.compare import MODEL, TOKEN, Ours, Run, Target, load
+from bench.servers import serve_command, started
+from tests.support.upstream import ReplicaSpec, remote_model, replicas, router
+
+SERVED = "tiny-qwq"
+
+
+class Direct(Target):
+    """`/v1/completions` on the router with the token ids our server would send upstream."""
+
+    def __init__(self, name: str, base_url: str, cache_dir: Path) -> None:
+        super().__init__(name, base_url)
+        from chat_templates import ChatTemplate
+        from engine.remote.checkpoint import load_checkpoint
+        from server.generation.specs import MODELS
+
+        self._template = ChatTemplate.builtin(MODELS[MODEL].template)
+        self._tokenizer = load_checkpoint("tiny-qwq-32b", cache_dir).tokenizer
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        text = self._template.render([{"role": "user", "content": prompt}])
+        ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False)
+        return ids
+
+    def request(self, prompt: str, max_tokens: int) -> tuple[str, dict[str, object]]:
+        body = {
+            "model": SERVED,
+            "prompt": self.prompt_ids(prompt),
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        return "/v1/completions", body
+
+    def parse(self, event: dict[str, object]) -> tuple[str, int | None]:
+        usage = event.get("usage")
+        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        choices = event.get("choices")
+        text = ""
+        if isinstance(choices, list) and choices:
+            text = str(choices[0].get("text") or "")
+        return text, tokens
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One load run on one path, and the CPU our server and the router spent meanwhile."""
+
+    run: Run
+    gateway_cpu_s: float
+    router_cpu_s: float
+
+    @property
+    def tokens(self) -> int:
+        return sum(sample.output_tokens for sample in self.run.samples)
+
+    def ms_per_token(self, cpu_s: float) -> float:
+        return cpu_s * 1000 / max(self.tokens, 1)
+
+
+def cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def measure(
+    target: Target, gateway: psutil.Process, front: psutil.Process, concurrency: int, args: Any
+) -> Measured:
+    before = cpu_s(gateway), cpu_s(front)
+    run = asyncio.run(load(target, concurrency, args.requests * concurrency, args.max_tokens))
+    return Measured(run, cpu_s(gateway) - before[0], cpu_s(front) - before[1])
+
+
+def check_equivalent(ours: Ours, direct: Direct) -> None:
+    """The same prompt both ways must give the same greedy text: the same request upstream."""
+
+    async def text_of(client: httpx.AsyncClient, target: Target) -> str:
+        path, body = target.request("Is this the same request?", 32)
+        response = await client.post(target.base_url + path, json=body)
+        response.raise_for_status()
+        events = [line[6:] for line in response.text.splitlines() if line.startswith("data: {")]
+        return "".join(target.parse(json.loads(event))[0] for event in events)
+
+    async def both() -> tuple[str, str]:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(headers=headers, timeout=120) as client:
+            return await text_of(client, ours), await text_of(client, direct)
+
+    our_text, direct_text = asyncio.run(both())
+    if our_text != direct_text:
+        raise SystemExit(f"not the same request: ours {our_text!r}, direct {direct_text!r}")
+    print(f"same request both ways: {our_text[:40]!r}...", flush=True)
+
+
+def run_all(args: argparse.Namespace) -> None:
+    from server.settings import DEFAULT_CACHE_DIR
+
+    cache_dir = DEFAULT_CACHE_DIR.expanduser()
+    work = Path(tempfile.mkdtemp(prefix="bench-remote-"))
+    spec = ReplicaSpec(
+        "tiny-qwq-32b", SERVED, max_model_len=24000, max_num_seqs=16, max_queued=256, lora=False
+    )
+    env = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN}
+    results: dict[int, list[tuple[Measured, Measured]]] = {}
+    with ExitStack() as stack:
+        print("starting 2 replicas and vllm-router ...", flush=True)
+        qwq = stack.enter_context(replicas([spec, spec], cache_dir, work / "published", work))
+        front = stack.enter_context(router(qwq, work))
+        config = work / "remote.yaml"
+        config.write_text(json.dumps({"models": [remote_model(MODEL, front.url, spec, work)]}))
+        print("starting workers-ai-local in remote mode ...", flush=True)
+        ours = Ours("workers-ai-local", f"http://127.0.0.1:{args.port}")
+        command = serve_command(config, args.port)
+        server = stack.enter_context(
+            started(command, ours.base_url + "/health", work / "server.log", env)
+        )
+        direct = Direct("direct", front.url, cache_dir)
+        check_equivalent(ours, direct)
+        gateway, front_process = psutil.Process(server.pid), psutil.Process(front.process.pid)
+        targets = (ours, direct)
+        for concurrency in args.concurrency:
+            results[concurrency] = []
+            for round_number in range(args.rounds):
+                order = [0, 1] if round_number % 2 == 0 else [1, 0]
+                measured: dict[int, Measured] = {}
+                for index in order:
+                    measured[index] = measure(
+                        targets[index], gateway, front_process, concurrency, args
+                    )
+                results[concurrency].append((measured[0], measured[1]))
+                print(
+                    f"  concurrency {concurrency}, round {round_number + 1}: "
+                    + ", ".join(describe(targets[i].name, measured[i]) for i in order),
+                    flush=True,
+                )
+    report(results, args)
+
+
+def describe(name: str, measured: Measured) -> str:
+    run = measured.run
+    return f"{name} {run.output_tokens_per_s:.0f} tokens/s, p50 TTFT {run.p50_ttft_ms:.1f} ms"
+
+
+def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.Namespace) -> None:
+    print(f"\nmodel: tiny random-weight Qwen2 ({MODEL} tokenizer), 2 replicas, vllm-router")
+    print(
+        f"streamed requests, max_tokens={args.max_tokens}, temperature 0, {args.rounds} "
+        "alternating rounds per concurrency; medians over rounds (ratios: of per-round ratios)"
+    )
+    header = (
+        f"{'conc.':>5} | {'tokens/s ours':>13} | {'direct':>6} | {'ratio (range)':>17} | "
+        f"{'p50 TTFT ms ours':>16} | {'direct':>6} | {'ratio':>5} | {'+ms':>6} | "
+        f"{'tokens/req':>10} | {'CPU ms/token gateway':>20} | {'router':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for concurrency, rounds in results.items():
+        ours, direct = [pair[0] for pair in rounds], [pair[1] for pair in rounds]
+        ratios = [a.run.output_tokens_per_s / b.run.output_tokens_per_s for a, b in rounds]
+        ttft_ratio = statistics.median(a.run.p50_ttft_ms / b.run.p50_ttft_ms for a, b in rounds)
+        extra_ms = statistics.median(a.run.p50_ttft_ms - b.run.p50_ttft_ms for a, b in rounds)
+        tokens = [statistics.mean(s.output_tokens for m in side for s in m.run.samples)
+                  for side in (ours, direct)]  # fmt: skip
+        print(
+            f"{concurrency:>5} | {median(ours, 'tokens/s'):>13.0f} | "
+            f"{median(direct, 'tokens/s'):>6.0f} | {statistics.median(ratios):>5.3f} "
+            f"({min(ratios):.2f}-{max(ratios):.2f}) | {median(ours, 'ttft'):>16.1f} | "
+            f"{median(direct, 'ttft'):>6.1f} | {ttft_ratio:>5.2f} | {extra_ms:>+6.1f} | "
+            f"{tokens[0]:>4.0f}/{tokens[1]:<5.0f} | "
+            f"{statistics.median(m.ms_per_token(m.gateway_cpu_s) for m in ours):>20.2f} | "
+            f"{statistics.median(m.ms_per_token(m.router_cpu_s) for m in direct):>6.2f}"
+        )
+    print("\ntargets: throughput ratio >= 0.95, p50 TTFT within 5 ms of direct")
+
+
+def median(runs: list[Measured], what: str) -> float:
+    if what == "tokens/s":
+        return statistics.median(m.run.output_tokens_per_s for m in runs)
+    return statistics.median(m.run.p50_ttft_ms for m in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=8797, help="our server's port")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--requests", type=int, default=4, help="requests per unit of concurrency")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per concurrency")
+    run_all(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()

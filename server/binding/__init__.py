@@ -1,0 +1,1 @@
+"""The Workers AI binding (`env.AI`) of Miniflare, vitest-pool-workers and `wrangler dev`."""
