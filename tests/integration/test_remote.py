@@ -24,8 +24,15 @@ import pytest
 from cloudflare import Cloudflare
 
 from tests.integration.test_forced_output import TOOL
-from tests.integration.test_json_mode import SCHEMAS, json_mode
-from tests.integration.test_run import PENALTIES, count_prompt_tokens
+from tests.integration.test_json_mode import (
+    SCHEMAS,
+    json_mode,
+    test_reasoning_already_closed_in_a_raw_prompt,  # noqa: F401  (collected here, see below)
+)
+from tests.integration.test_run import (
+    PENALTIES,
+    test_messages_form,  # noqa: F401  (collected here, see below)
+)
 from tests.support.envelopes import assert_error
 from tests.support.live import ENDLESS, LONG_R1, MESSAGES, QWQ, R1, result, run
 from tests.support.live_server import TOKEN
@@ -43,6 +50,8 @@ R1_SPEC = ReplicaSpec(
 )  # fmt: skip
 CHAT = "/client/v4/accounts/acct/ai/v1/chat/completions"
 CAPACITY = "Capacity temporarily exceeded, please try again."
+# The imported test_* checks of the in-process suite are collected in this module too, and run
+# against its `api`: the server in remote mode.
 UNAVAILABLE = "The model is not available right now"
 
 
@@ -70,19 +79,6 @@ def test_health_names_both_models_remote(api: httpx.Client) -> None:
     assert all(model["healthy"] and model["remote"] for model in models.values())
     assert models[QWQ]["context_window"] == 24000
     assert models[R1]["context_window"] == 32768  # learned from the replica's /v1/models
-
-
-@BOTH
-def test_messages_form(api: httpx.Client, tokenizers: dict[str, Any], model: str) -> None:
-    answer = result(api, model, messages=MESSAGES, max_tokens=12, temperature=0)
-
-    assert isinstance(answer["response"], str)
-    assert answer["response"]
-    assert answer["tool_calls"] == []
-    usage = answer["usage"]
-    assert usage["prompt_tokens"] == count_prompt_tokens(tokenizers, model, MESSAGES)
-    assert 1 <= usage["completion_tokens"] <= 12
-    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
 @BOTH
@@ -139,20 +135,6 @@ def test_json_after_reasoning_waits_for_the_reasoning_to_end(api: httpx.Client) 
     deferred = run(api, QWQ, **body, json_after_reasoning=True)
 
     assert_error(deferred, 400, 5006, "JSON Mode couldn't be met")
-
-
-def test_json_after_reasoning_closed_in_a_raw_prompt(api: httpx.Client) -> None:
-    prompt = (
-        "<|im_start|>user\nPick a colour<|im_end|>\n<|im_start|>assistant\n<think>\n"
-        "Blue is calm.\n</think>\n\n"
-    )
-
-    answer = result(
-        api, QWQ, prompt=prompt, raw=True, max_tokens=64, json_after_reasoning=True,
-        **json_mode(QWQ, SCHEMAS["enum"]),
-    )  # fmt: skip
-
-    jsonschema.validate(answer["response"], SCHEMAS["enum"])
 
 
 @pytest.mark.parametrize(

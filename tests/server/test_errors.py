@@ -269,6 +269,37 @@ def test_bad_timeout_header(client: TestClient, value: str) -> None:
     assert_error(response, 400, 5006, "cf-aig-request-timeout")
 
 
+@pytest.mark.parametrize(
+    "value",
+    [b"x" * 257, "caf\u00e9".encode("latin-1"), b"tab\there"],
+    ids=["long", "latin1", "tab"],
+)
+def test_bad_session_affinity_header(client: TestClient, value: bytes) -> None:
+    headers = {key.encode(): item.encode() for key, item in AUTH.items()}
+    headers[b"x-session-affinity"] = value
+
+    response = client.post(run_url(QWQ), json={"prompt": "a"}, headers=headers)
+
+    assert_error(response, 400, 5006, "x-session-affinity")
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["ai-run", "openai"])
+def test_session_affinity_reaches_the_engine(
+    client: TestClient, engines: dict[str, FakeEngine], chat: bool
+) -> None:
+    headers = {**AUTH, "x-session-affinity": "ses_123-abc"}
+    if chat:
+        body = {"model": QWQ, "messages": [{"role": "user", "content": "a"}]}
+        response = client.post(
+            "/client/v4/accounts/acct/ai/v1/chat/completions", json=body, headers=headers
+        )
+    else:
+        response = client.post(run_url(QWQ), json={"prompt": "a"}, headers=headers)
+
+    assert response.status_code == 200, response.text
+    assert engines[QWQ].calls[-1].params.session_id == "ses_123-abc"
+
+
 def test_unexpected_exception_is_a_generic_500(
     client: TestClient, engines: dict[str, FakeEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
