@@ -32,12 +32,12 @@ from tests.integration.test_json_mode import (
 from tests.integration.test_run import (
     PENALTIES,
     test_messages_form,  # noqa: F401  (collected here, see below)
+    test_stream_matches_the_non_streamed_answer,  # noqa: F401
 )
 from tests.support.envelopes import assert_error
 from tests.support.live import ENDLESS, LONG_R1, MESSAGES, QWQ, R1, result, run
 from tests.support.live_server import TOKEN
 from tests.support.lora_factory import write_adapter
-from tests.support.sse import parse_events
 from tests.support.upstream import RemoteStack, ReplicaSpec, remote_stack, total, wait_until
 
 BOTH = pytest.mark.parametrize("model", [QWQ, R1], ids=["qwq", "r1"])
@@ -79,21 +79,6 @@ def test_health_names_both_models_remote(api: httpx.Client) -> None:
     assert all(model["healthy"] and model["remote"] for model in models.values())
     assert models[QWQ]["context_window"] == 24000
     assert models[R1]["context_window"] == 32768  # learned from the replica's /v1/models
-
-
-@BOTH
-def test_stream_matches_the_non_streamed_answer(api: httpx.Client, model: str) -> None:
-    body = {"messages": MESSAGES, "max_tokens": 24, "temperature": 0}
-    whole = result(api, model, **body)
-
-    response = run(api, model, stream=True, **body)
-
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/event-stream")
-    events, done = parse_events(response.text)
-    assert done
-    assert "".join(event["response"] for event in events) == whole["response"]
-    assert events[-1] == {"response": "", "usage": whole["usage"]}
 
 
 @BOTH
