@@ -283,6 +283,14 @@ def test_a_client_that_leaves_aborts_the_replica_request(
 
 def test_a_full_replica_queue_answers_429(api: httpx.Client, stack: RemoteStack) -> None:
     url = f"/client/v4/accounts/a/ai/run/{R1}"
+
+    def held() -> tuple[float, float]:
+        metrics = stack.r1.metrics()
+        return total(metrics, "vllm:num_requests_running"), total(
+            metrics, "vllm:num_requests_waiting"
+        )
+
+    wait_until(lambda: held() == (0, 0), within_s=60)  # earlier tests' requests are gone
     rejected_before = total(stack.r1.metrics(), "vllm:admission_rejections_total")
     waiting = threading.Thread(target=lambda: api.post(url, json={**LONG_R1, "max_tokens": 1}))
     with ExitStack() as streams:
@@ -296,7 +304,7 @@ def test_a_full_replica_queue_answers_429(api: httpx.Client, stack: RemoteStack)
             assert next(reader).startswith(b"data: ")
             readers.append(reader)
         waiting.start()  # the last place in the replica's queue
-        wait_until(lambda: total(stack.r1.metrics(), "vllm:num_requests_waiting") == 1)
+        wait_until(lambda: held() == (R1_SPEC.max_num_seqs, 1), within_s=60)
 
         refused = run(api, R1, prompt="Hi", max_tokens=2)
         refused_openai = api.post(
