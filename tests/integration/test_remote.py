@@ -30,8 +30,8 @@ from tests.integration.test_json_mode import (
     test_reasoning_already_closed_in_a_raw_prompt,  # noqa: F401  (collected here, see below)
 )
 from tests.integration.test_run import (
-    PENALTIES,
     test_messages_form,  # noqa: F401  (collected here, see below)
+    test_penalties_reach_the_engine,  # noqa: F401
     test_stream_matches_the_non_streamed_answer,  # noqa: F401
 )
 from tests.support.envelopes import assert_error
@@ -135,18 +135,6 @@ def test_tools_reach_the_template(api: httpx.Client, model: str, rendered: bool)
 
     assert with_tools["tool_calls"] == []
     assert (with_tools["usage"]["prompt_tokens"] > plain) is rendered
-
-
-@pytest.mark.parametrize(("model", "penalty"), PENALTIES)
-def test_penalties_reach_the_replica(
-    api: httpx.Client, model: str, penalty: dict[str, float]
-) -> None:
-    body = {"prompt": "Repeat after me: la la la", "max_tokens": 48, "temperature": 0}
-    plain = result(api, model, **body)["response"]
-
-    penalised = result(api, model, **body, **penalty)["response"]
-
-    assert penalised != plain
 
 
 @BOTH
