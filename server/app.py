@@ -26,7 +26,7 @@ from server.finetunes import routes as finetune_routes
 from server.finetunes.store import serve_finetunes
 from server.generation.registry import bind_models, start_engines, watch_engines
 from server.generation.service import TextGeneration
-from server.http import metrics, openapi
+from server.http import docs_ui, metrics, openapi
 from server.http.drain import Drain, DrainGate
 from server.http.request_log import RequestLoggedApp
 from server.http.state import Serving
@@ -83,15 +83,15 @@ def create_app(
     started_at = time.time()
     app = RequestLoggedApp(
         title="workers-ai-local",
-        summary="Cloudflare Workers AI's REST API, served by vLLM",
         lifespan=lifespan,
-        docs_url="/docs",  # Swagger UI; its script and styles come from a CDN
+        docs_url=None,  # Swagger UI: `docs_ui`, served with its files, offline
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.drain = drain = drain or Drain()
     app.add_middleware(DrainGate, drain=drain)
     app.state.metrics = metrics.ServerMetrics(model.name for model in settings.models)
+    docs_ui.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Workers AI's own routes answer with and without the `/client/v4` prefix.

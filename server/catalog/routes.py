@@ -20,7 +20,7 @@ router = APIRouter(dependencies=[Authenticated, ServedAccount])
 OptionalParam = Annotated[str | None, Query()]
 
 
-def get_search_query(
+async def get_search_query(
     page: OptionalParam = None,
     per_page: OptionalParam = None,
     search: OptionalParam = None,

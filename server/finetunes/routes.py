@@ -27,7 +27,7 @@ ASSETS = FINETUNES + "/{finetune}/finetune-assets"
 OptionalParam = Annotated[str | None, Query()]
 
 
-def get_public_query(
+async def get_public_query(
     limit: OptionalParam = None,
     offset: OptionalParam = None,
     order_by: Annotated[str | None, Query(alias="orderBy")] = None,

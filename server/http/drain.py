@@ -231,7 +231,7 @@ async def _answer(error: ShuttingDown, scope: Scope, receive: Receive, send: Sen
     await response(scope, receive, send)
 
 
-def get_drain(request: Request) -> Drain:
+async def get_drain(request: Request) -> Drain:
     drain: Drain = request.app.state.drain
     return drain
 
