@@ -3,8 +3,10 @@
 uvicorn's own handling stops accepting connections at the first signal. Here the first signal
 only begins the drain: the socket keeps answering (503 for new requests, `/health` 503
 `draining`) while running requests finish; uvicorn's shutdown (`should_exit`) starts once the
-drain is over, then the lifespan shuts the engines down. A second signal ends the drain at once.
-No signal is re-raised afterwards (uvicorn would): the process exits with its own status.
+drain is over, then the lifespan shuts the engines down. A second signal ends the drain at once;
+one more once the server is stopping (an engine that does not stop, say) exits the process at
+once, with status 1, as a third Ctrl-C should. No signal is re-raised afterwards (uvicorn
+would): the process exits with its own status.
 
     signal ... drain (up to drain_timeout_s) ... ENDING_S ... connections ... engines' shutdown
     |<------------------------ drain_timeout_s + SHUTDOWN_MARGIN_S ------------------------->|
@@ -13,8 +15,12 @@ No signal is re-raised afterwards (uvicorn would): the process exits with its ow
 import asyncio
 import contextvars
 import logging
+import multiprocessing
+import os
 import signal
 import socket
+import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -31,13 +37,37 @@ ENGINE_SHUTDOWN_S = 10
 # Beyond `drain_timeout_s`, what a supervisor must wait before it kills the process (compose's
 # `stop_grace_period`, Kubernetes' `terminationGracePeriodSeconds`).
 SHUTDOWN_MARGIN_S = int(ENDING_S) + CONNECTIONS_CLOSE_S + ENGINE_SHUTDOWN_S
+# On a signal while stopping: how long the engine processes get to stop before they are killed.
+EXIT_NOW_WAIT_S = 2
+
+
+def exit_now() -> None:
+    """Exit without the cleanup that is stuck, but with the engines: an EngineCore process
+    outlives its parent (its worker does not outlive it), so each is stopped first."""
+    engines = multiprocessing.active_children()
+    for engine in engines:
+        engine.terminate()
+    deadline = time.monotonic() + EXIT_NOW_WAIT_S
+    for engine in engines:
+        engine.join(max(0.0, deadline - time.monotonic()))
+        if engine.is_alive():
+            engine.kill()
+    logging.shutdown()
+    os._exit(1)
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, drain: Drain, grace_s: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        drain: Drain,
+        grace_s: float,
+        exit_now: Callable[[], None] = exit_now,
+    ) -> None:
         super().__init__(config)
         self.drain = drain
         self.grace_s = grace_s
+        self.exit_now = exit_now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._draining: asyncio.Task[None] | None = None
 
@@ -70,7 +100,8 @@ class DrainingServer(uvicorn.Server):
             logger.warning("%s again: ending the drain now", name)
             self.drain.force()
         else:
-            logger.warning("%s: already stopping", name)
+            logger.warning("%s while stopping: exiting now, status 1", name)
+            self.exit_now()
 
     async def _drain_then_exit(self) -> None:
         await self.drain.finish(self.grace_s)

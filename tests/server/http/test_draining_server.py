@@ -4,23 +4,38 @@ not started yet     a signal stops the server once it has started (nothing to dr
 first signal        the drain begins; uvicorn keeps serving (`should_exit` stays False)
 second signal       the drain ends at once
 drain over          `should_exit`: uvicorn's shutdown, then the lifespan's; no signal re-raised
+stopping            one more signal exits the process at once
 """
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import uvicorn
 
 from server.http.drain import Drain
 from server.http.draining_server import DrainingServer
 
+REPO = Path(__file__).resolve().parents[3]
+
 
 async def no_app(scope: object, receive: object, send: object) -> None:
     raise AssertionError("never called")
 
 
-def make_server(drain: Drain, started: bool = True) -> DrainingServer:
-    server = DrainingServer(uvicorn.Config(no_app), drain, grace_s=3600)
+class Exits:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def make_server(drain: Drain, started: bool = True, exits: Exits | None = None) -> DrainingServer:
+    server = DrainingServer(uvicorn.Config(no_app), drain, grace_s=3600, exit_now=exits or Exits())
     server.started = started
     return server
 
@@ -81,3 +96,60 @@ def test_the_server_exits_as_soon_as_nothing_runs() -> None:
         assert exiting(server)
 
     asyncio.run(scenario())
+
+
+def test_a_signal_once_the_server_is_stopping_exits_at_once() -> None:
+    async def scenario() -> None:
+        drain = Drain()
+        exits = Exits()
+        server = make_server(drain, exits=exits)
+        with drain.admitted():
+            server.on_signal("SIGTERM")
+            await settle()
+            server.on_signal("SIGINT")
+            await settle()
+            assert exits.count == 0  # the second signal only ends the drain
+        await settle()
+        assert exiting(server)
+
+        server.on_signal("SIGINT")
+
+        assert exits.count == 1
+
+    asyncio.run(scenario())
+
+
+EXIT_NOW_SCRIPT = """
+import multiprocessing, sys, time
+from server.http.draining_server import exit_now
+
+def hold():
+    time.sleep(600)
+
+if __name__ == "__main__":
+    engine = multiprocessing.get_context("spawn").Process(target=hold)
+    engine.start()
+    print(engine.pid, flush=True)
+    exit_now()
+"""
+
+
+def test_exit_now_stops_the_engine_processes_and_exits_with_1(tmp_path: Path) -> None:
+    script = tmp_path / "stuck.py"
+    script.write_text(EXIT_NOW_SCRIPT)
+
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+
+    assert done.returncode == 1, done.stderr
+    engine = int(done.stdout.split()[0])
+    assert not alive(engine)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
