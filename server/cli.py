@@ -106,6 +106,11 @@ def _serve(args: argparse.Namespace) -> int:
     check_workers(settings, args.workers)
     if args.workers > 1:
         return run_workers(_serve_args(args), settings, args.workers)
+    if args.socket_fd is None and "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        raise ConfigError(
+            "unset PROMETHEUS_MULTIPROC_DIR: one server process keeps its metrics in memory, "
+            "and `serve --workers N` sets its own"
+        )
     _refuse_what_check_refuses(settings)
     if not settings.api_tokens:
         logger.warning(

@@ -64,3 +64,6 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
         uvicorn_logger.handlers.clear()
         uvicorn_logger.setLevel(logging.NOTSET)  # the level asked for here applies
         uvicorn_logger.propagate = True
+    # httpx writes a line for every call to a remote engine at INFO ("HTTP Request: POST ...");
+    # each request's access line already tells how it went. Those lines show at DEBUG.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level.upper() == "DEBUG" else "WARNING")

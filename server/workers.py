@@ -4,7 +4,11 @@ all remote (each process would otherwise start engines of its own).
 This process binds the port once and starts N copies of `serve`, each given the listening
 socket (`--socket-fd`); the kernel hands each new connection to one of them. Nothing else is
 shared in memory: request ids are random, finetunes live on disk (one writer at a time by file
-lock), and each process reports its own `/health` and `/metrics`.
+lock), and each process reports its own `/health`. `/metrics` reports the whole set, whichever
+worker answers: the workers start with PROMETHEUS_MULTIPROC_DIR naming a fresh directory of this
+process's (`server.http.metrics_multiprocess`), in which prometheus-client keeps every worker's
+values; a worker that exits has its live gauges taken out of the sums, and the directory is
+removed once every worker has stopped.
 
 SIGTERM and SIGINT are passed on to every worker, which drains as a single server does. When a
 worker exits by itself, the others are stopped and this process exits with the worker's
@@ -12,6 +16,7 @@ status, so that a supervisor restarts the whole set.
 """
 
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -19,6 +24,7 @@ import sys
 import time
 from types import FrameType
 
+from server.http.metrics_multiprocess import SharedMetricsDir
 from server.settings import ConfigError, Settings
 
 logger = logging.getLogger("workers_ai_local")
@@ -59,16 +65,28 @@ def run_workers(serve_args: list[str], settings: Settings, workers: int) -> int:
     listener = bind(settings.host, settings.port)
     fd = listener.fileno()
     command = [sys.executable, "-m", "server.cli", "serve", *serve_args, "--socket-fd", str(fd)]
-    processes = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(workers)]
-    listener.close()  # the workers hold it now
-    logger.info(
-        "%d workers (pids %s) serve http://%s:%d",
-        workers,
-        ", ".join(str(process.pid) for process in processes),
-        settings.host,
-        settings.port,
-    )
+    with SharedMetricsDir() as metrics_dir:
+        environment = metrics_dir.environment(os.environ)
+        try:
+            processes = [
+                subprocess.Popen(command, pass_fds=(fd,), env=environment) for _ in range(workers)
+            ]
+        finally:
+            listener.close()  # the workers hold it now
+        logger.info(
+            "%d workers (pids %s) serve http://%s:%d",
+            workers,
+            ", ".join(str(process.pid) for process in processes),
+            settings.host,
+            settings.port,
+        )
+        return _supervise(processes, metrics_dir)
+
+
+def _supervise(processes: list[subprocess.Popen[bytes]], metrics_dir: SharedMetricsDir) -> int:
+    """Pass signals on to the workers until they have all stopped; see `run_workers`."""
     stopping = False
+    reaped: set[int] = set()
 
     def forward(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
@@ -77,10 +95,19 @@ def run_workers(serve_args: list[str], settings: Settings, workers: int) -> int:
             if process.poll() is None:
                 process.send_signal(signum)
 
+    def reap(process: subprocess.Popen[bytes]) -> None:
+        # A worker that stopped no longer runs requests: its live gauges leave the sums the
+        # others' /metrics report (they still answer while they drain).
+        if process.pid not in reaped:
+            reaped.add(process.pid)
+            metrics_dir.process_exited(process.pid)
+
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         while True:
             exited = [process for process in processes if process.poll() is not None]
+            for process in exited:
+                reap(process)
             if len(exited) == len(processes):
                 return 0 if stopping else max(abs(process.returncode) for process in exited)
             if exited and not stopping:
@@ -94,6 +121,7 @@ def run_workers(serve_args: list[str], settings: Settings, workers: int) -> int:
                 stopping = True
                 for process in processes:
                     process.wait()
+                    reap(process)
                 return first.returncode or 1
             time.sleep(POLL_S)
     finally:

@@ -7,6 +7,7 @@ uvicorn                   logs through our handler (log_config=None), no access 
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,3 +169,26 @@ def test_a_signal_drains_the_app_for_drain_timeout_s(
     (options,) = servers
     assert options["grace_s"] == 3
     assert options["drain"] is options["app"].state.drain
+
+
+@pytest.mark.parametrize(("level", "httpx_level"), [("info", "WARNING"), ("debug", "DEBUG")])
+def test_httpx_lines_about_each_upstream_call_show_only_at_debug(
+    level: str, httpx_level: str, servers: list[dict[str, Any]]
+) -> None:
+    cli.main(["serve", "--config", CONFIG, "--log-level", level])
+
+    assert logging.getLevelName(logging.getLogger("httpx").getEffectiveLevel()) == httpx_level
+
+
+def test_one_process_refuses_a_prometheus_multiprocess_directory(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    servers: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    assert cli.main(["serve", "--config", CONFIG]) == 2
+
+    assert "unset PROMETHEUS_MULTIPROC_DIR" in capsys.readouterr().err
+    assert servers == []
