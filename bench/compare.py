@@ -3,8 +3,9 @@
 Both servers run the same tiny checkpoint with the same engine settings, both up at once; each
 concurrency level is measured in alternating rounds (ours then theirs, theirs then ours, ...), so
 that this shared machine's drifts hit both alike, and one server is idle while the other is
-measured. Each round sends both the same streamed chat requests; we print the medians of the
-per-round ratios ours/theirs of output tokens/s and p50 time to first token, and each API
+measured. Each round sends both the same streamed chat requests; we print ratios ours/theirs of
+output tokens/s and p50 time to first token, as medians over pairs of rounds of both orders
+(`bench.rounds`: the order's own effect cancels within a pair), and each API
 process's own CPU time per output token (engine processes excluded): what limits a GPU box at
 high concurrency. Run: `make bench` (or `python -m bench.compare --help`).
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bench.rounds import even_rounds, median, paired_ratios
 from bench.servers import serve_command, started
 from engine.builtin.checkpoints import prepare_checkpoint
 from engine.config import EngineConfig
@@ -254,7 +256,8 @@ def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.N
     print(f"\nmodel: tiny random-weight Qwen2 ({MODEL} tokenizer)")
     print(
         f"streaming chat requests, max_tokens={args.max_tokens}, temperature 0, "
-        f"{args.rounds} alternating rounds per concurrency; medians of per-round ratios"
+        f"{args.rounds} alternating rounds per concurrency; ratios: medians over pairs of rounds "
+        "(range: of the pairs)"
     )
     header = (
         f"{'concurrency':>11} | {'throughput ours/theirs':>22} | {'p50 TTFT ours/theirs':>20} | "
@@ -263,22 +266,17 @@ def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.N
     print(header)
     print("-" * len(header))
     for concurrency, rounds in results.items():
-        throughput = statistics.median(
-            our.run.output_tokens_per_s / their.run.output_tokens_per_s for their, our in rounds
+        throughputs = paired_ratios(
+            [our.run.output_tokens_per_s / their.run.output_tokens_per_s for their, our in rounds]
         )
-        ttft = statistics.median(
-            our.run.p50_ttft_ms / their.run.p50_ttft_ms for their, our in rounds
+        ttfts = paired_ratios(
+            [our.run.p50_ttft_ms / their.run.p50_ttft_ms for their, our in rounds]
         )
         our_cpu = statistics.median(our.cpu_ms_per_token for _, our in rounds)
         their_cpu = statistics.median(their.cpu_ms_per_token for their, _ in rounds)
-        low = min(
-            our.run.output_tokens_per_s / their.run.output_tokens_per_s for their, our in rounds
-        )
-        high = max(
-            our.run.output_tokens_per_s / their.run.output_tokens_per_s for their, our in rounds
-        )
         print(
-            f"{concurrency:>11} | {throughput:>8.3f} ({low:.2f}-{high:.2f}) | {ttft:>20.3f} | "
+            f"{concurrency:>11} | {median(throughputs):>8.3f} "
+            f"({min(throughputs):.2f}-{max(throughputs):.2f}) | {median(ttfts):>20.3f} | "
             f"{our_cpu:>21.2f} | {their_cpu:>6.2f}"
         )
     print("\ntargets: throughput ratio >= 0.95, TTFT ratio <= 1.05")
@@ -292,7 +290,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4, help="requests per unit of concurrency")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--lora", action="store_true", help="keep the profile's LoRA setting on")
-    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per concurrency")
+    parser.add_argument(
+        "--rounds", type=even_rounds, default=8, help="alternating rounds per concurrency (even)"
+    )
     run_all(parser.parse_args())
 
 

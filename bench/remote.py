@@ -9,9 +9,10 @@ off). Each concurrency level is measured in alternating rounds (ours then direct
 ours, ...), so that this shared machine's drifts hit both alike. Each round sends both the same
 streamed requests: ours a chat request; direct the very token ids our server renders and
 tokenizes for it (checked before measuring) to `/v1/completions`, with the same max_tokens,
-temperature 0 and ignore_eos. We print the medians of the per-round ratios ours/direct of
-output tokens/s and p50 time to first token, the median p50 TTFT difference in ms, and the CPU
-time per output token of our server's process (psutil) and of the router.
+temperature 0 and ignore_eos. We print ratios ours/direct of output tokens/s and p50 time to
+first token and the p50 TTFT difference in ms, as medians over pairs of rounds of both orders
+(`bench.rounds`: the order's own effect cancels within a pair), and the CPU time per output
+token of our server's process (psutil) and of the router.
 Run: `python -m bench.remote` (`--help` for options).
 """
 
@@ -30,6 +31,7 @@ import httpx
 import psutil
 
 from bench.compare import MODEL, TOKEN, Ours, Run, Target, load
+from bench.rounds import even_rounds, median, paired_differences, paired_ratios
 from bench.servers import serve_command, started
 from tests.support.upstream import ReplicaSpec, remote_model, replicas, router
 
@@ -178,7 +180,8 @@ def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.N
     print(f"\nmodel: tiny random-weight Qwen2 ({MODEL} tokenizer), 2 replicas, vllm-router")
     print(
         f"streamed requests, max_tokens={args.max_tokens}, temperature 0, {args.rounds} "
-        "alternating rounds per concurrency; medians over rounds (ratios: of per-round ratios)"
+        "alternating rounds per concurrency; medians over rounds (ratios and +ms: over pairs of "
+        "rounds of both orders; range: of the pairs)"
     )
     header = (
         f"{'conc.':>5} | {'tokens/s ours':>13} | {'direct':>6} | {'ratio (range)':>17} | "
@@ -189,16 +192,22 @@ def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.N
     print("-" * len(header))
     for concurrency, rounds in results.items():
         ours, direct = [pair[0] for pair in rounds], [pair[1] for pair in rounds]
-        ratios = [a.run.output_tokens_per_s / b.run.output_tokens_per_s for a, b in rounds]
-        ttft_ratio = statistics.median(a.run.p50_ttft_ms / b.run.p50_ttft_ms for a, b in rounds)
-        extra_ms = statistics.median(a.run.p50_ttft_ms - b.run.p50_ttft_ms for a, b in rounds)
+        ratios = paired_ratios(
+            [a.run.output_tokens_per_s / b.run.output_tokens_per_s for a, b in rounds]
+        )
+        ttft_ratio = median(
+            paired_ratios([a.run.p50_ttft_ms / b.run.p50_ttft_ms for a, b in rounds])
+        )
+        extra_ms = median(
+            paired_differences([a.run.p50_ttft_ms - b.run.p50_ttft_ms for a, b in rounds])
+        )
         tokens = [statistics.mean(s.output_tokens for m in side for s in m.run.samples)
                   for side in (ours, direct)]  # fmt: skip
         print(
-            f"{concurrency:>5} | {median(ours, 'tokens/s'):>13.0f} | "
-            f"{median(direct, 'tokens/s'):>6.0f} | {statistics.median(ratios):>5.3f} "
-            f"({min(ratios):.2f}-{max(ratios):.2f}) | {median(ours, 'ttft'):>16.1f} | "
-            f"{median(direct, 'ttft'):>6.1f} | {ttft_ratio:>5.2f} | {extra_ms:>+6.1f} | "
+            f"{concurrency:>5} | {median_of(ours, 'tokens/s'):>13.0f} | "
+            f"{median_of(direct, 'tokens/s'):>6.0f} | {median(ratios):>5.3f} "
+            f"({min(ratios):.2f}-{max(ratios):.2f}) | {median_of(ours, 'ttft'):>16.1f} | "
+            f"{median_of(direct, 'ttft'):>6.1f} | {ttft_ratio:>5.2f} | {extra_ms:>+6.1f} | "
             f"{tokens[0]:>4.0f}/{tokens[1]:<5.0f} | "
             f"{statistics.median(m.ms_per_token(m.gateway_cpu_s) for m in ours):>20.2f} | "
             f"{statistics.median(m.ms_per_token(m.router_cpu_s) for m in direct):>6.2f}"
@@ -206,7 +215,7 @@ def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.N
     print("\ntargets: throughput ratio >= 0.95, p50 TTFT within 5 ms of direct")
 
 
-def median(runs: list[Measured], what: str) -> float:
+def median_of(runs: list[Measured], what: str) -> float:
     if what == "tokens/s":
         return statistics.median(m.run.output_tokens_per_s for m in runs)
     return statistics.median(m.run.p50_ttft_ms for m in runs)
@@ -218,7 +227,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--requests", type=int, default=4, help="requests per unit of concurrency")
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per concurrency")
+    parser.add_argument(
+        "--rounds", type=even_rounds, default=8, help="alternating rounds per concurrency (even)"
+    )
     run_all(parser.parse_args())
 
 

@@ -1,0 +1,43 @@
+"""Comparing two servers measured in alternating rounds, with the order's effect taken out.
+
+Rounds alternate which server goes first (AB, BA, AB, ...). Going first or second is not neutral
+on this machine: the run after another one on the same replicas starts from a different state
+(caches, queues, the CPU's other tenants), and a per-round ratio swings with the order by far
+more than the servers differ. So rounds are taken in pairs, one of each order, and a pair's
+ratio is the geometric mean of its two rounds' ratios (its difference, their mean): an order
+effect that multiplies (or adds) cancels within the pair. The figures reported are the medians
+over the pairs.
+"""
+
+import argparse
+import math
+import statistics
+from collections.abc import Sequence
+
+
+def paired_ratios(ratios: Sequence[float]) -> list[float]:
+    """Per-pair ratios from per-round ratios (rounds 1-2, 3-4, ...)."""
+    return [math.sqrt(a * b) for a, b in _pairs(ratios)]
+
+
+def paired_differences(differences: Sequence[float]) -> list[float]:
+    """Per-pair differences from per-round differences (rounds 1-2, 3-4, ...)."""
+    return [(a + b) / 2 for a, b in _pairs(differences)]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def even_rounds(text: str) -> int:
+    """argparse type: a positive even number of rounds (pairs of both orders)."""
+    rounds = int(text)
+    if rounds < 2 or rounds % 2:
+        raise argparse.ArgumentTypeError("rounds come in pairs (one of each order): an even number")
+    return rounds
+
+
+def _pairs(values: Sequence[float]) -> list[tuple[float, float]]:
+    if len(values) % 2:
+        raise ValueError("rounds come in pairs")
+    return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
