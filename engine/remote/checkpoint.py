@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.config import BUILTIN_CHECKPOINTS
 from engine.errors import EngineStartError
+from engine.token_bytes import NO_FLOOR, TokenFloor, token_floor
 from engine.types import CheckpointInfo, CheckpointTemplate
 
 logger = logging.getLogger(__name__)
@@ -27,13 +28,15 @@ class Checkpoint:
     """A tokenizer (transformers) and what the server needs to know of its checkpoint.
 
     `think_open` / `think_close` are the ids of the reasoning tokens, when the vocabulary has
-    them as single tokens (both served models do)."""
+    them as single tokens (both served models do). `floor` bounds a text's token count from
+    below without tokenizing it (`engine.token_bytes`)."""
 
     source: str
     tokenizer: Any
     info: CheckpointInfo
     think_open: int | None
     think_close: int | None
+    floor: TokenFloor = NO_FLOOR
 
     def template(self) -> CheckpointTemplate | None:
         source = getattr(self.tokenizer, "chat_template", None)
@@ -86,6 +89,7 @@ def load_checkpoint(tokenizer: str, cache_dir: Path) -> Checkpoint:
         info=info,
         think_open=_single_token(loaded, THINK_OPEN),
         think_close=_single_token(loaded, THINK_CLOSE),
+        floor=token_floor(loaded),
     )
 
 

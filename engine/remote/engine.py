@@ -159,6 +159,9 @@ class RemoteEngine:
         ids: list[int] = self._checkpoint.tokenizer.encode(text, add_special_tokens=False)
         return ids
 
+    def fewest_tokens(self, text: str) -> int:
+        return self._checkpoint.floor.fewest_tokens(text)
+
     def checkpoint_template(self) -> CheckpointTemplate | None:
         return self._checkpoint.template()
 

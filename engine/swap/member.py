@@ -75,6 +75,9 @@ class SwapMember:
     def encode(self, text: str) -> list[int]:
         return self._first_engine().encode(text)
 
+    def fewest_tokens(self, text: str) -> int:
+        return self._first_engine().fewest_tokens(text)
+
     def checkpoint_template(self) -> CheckpointTemplate | None:
         return self._first_engine().checkpoint_template()
 

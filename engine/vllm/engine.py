@@ -26,6 +26,7 @@ from engine.errors import (
     EngineStartError,
 )
 from engine.sampling import sampling_kwargs
+from engine.token_bytes import TokenFloor, token_floor
 from engine.types import (
     Adapter,
     CheckpointInfo,
@@ -82,6 +83,7 @@ class VllmEngine:
         self._metrics = metrics
         self._name = name
         self._tokenizer = llm.get_tokenizer()
+        self._floor: TokenFloor | None = None  # read from the tokenizer on first use
         self._defaults: dict[str, Any] = llm.model_config.get_diff_sampling_param()
         self._adapters: VllmAdapters | None = None
         self._max_running: int = llm.scheduler_config.max_num_seqs
@@ -111,6 +113,7 @@ class VllmEngine:
         )
         engine = cls(llm, name, config.max_waiting_requests, metrics)
         live_engine_metrics().add(metrics.registry)
+        await asyncio.to_thread(engine._token_floor)  # reads the whole vocabulary, off the loop
         if config.enable_lora:
             try:
                 engine._adapters = await VllmAdapters.start(
@@ -123,8 +126,23 @@ class VllmEngine:
         return engine
 
     def encode(self, text: str) -> list[int]:
+        # transformers encodes through the backend's `encode_batch`, which releases the GIL:
+        # the event loop keeps running while a long prompt is tokenized in another thread.
         ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False)
         return ids
+
+    def fewest_tokens(self, text: str) -> int:
+        return self._token_floor().fewest_tokens(text)
+
+    def _token_floor(self) -> TokenFloor:
+        if self._floor is None:
+            self._floor = token_floor(self._tokenizer)
+            logger.info(
+                "%s: the longest token stands for %s bytes",
+                self._name,
+                self._floor.max_token_bytes or "unknown (no token floor)",
+            )
+        return self._floor
 
     def checkpoint_template(self) -> CheckpointTemplate | None:
         source = getattr(self._tokenizer, "chat_template", None)

@@ -149,6 +149,12 @@ class TextGeneration:
                 raise NotSupportedYet(field)
         adapter = resolve_lora(model.spec.name, model.adapters, request.lora)
         prompt = render_prompt(model.template, request)
+        # A prompt that alone cannot fit is refused before tokenizing it (~0.3 s for 80k
+        # tokens): its token floor, never over the true count, exceeds the window. One that
+        # may fit is counted, so that a refusal near the limit states the exact estimate.
+        floor = model.engine.fewest_tokens(prompt)
+        if floor > model.context_window:
+            raise ContextWindowExceeded(floor + request.max_tokens, model.context_window)
         prompt_token_ids = model.engine.encode(prompt)
         estimated = len(prompt_token_ids) + request.max_tokens
         if estimated > model.context_window:

@@ -59,6 +59,9 @@ class FakeEngine:
     def encode(self, text: str) -> list[int]:
         return [ord(character) for character in text]
 
+    def fewest_tokens(self, text: str) -> int:
+        return len(text)  # one token per character: the floor is the count itself
+
     def max_model_len(self) -> int:
         return self.model_len
 

@@ -50,6 +50,9 @@ class ForcedEngine:
     def encode(self, text: str) -> list[int]:
         return self.inner.encode(text)
 
+    def fewest_tokens(self, text: str) -> int:
+        return self.inner.fewest_tokens(text)
+
     def checkpoint_template(self) -> CheckpointTemplate | None:
         return self.inner.checkpoint_template()
 
