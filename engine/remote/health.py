@@ -1,9 +1,12 @@
 """Whether the upstream answers `GET /health` with 200, asked at most once per interval.
 
 `status()` is called often (each request's admission, `/health`, `/metrics`, the watchdog), so
-the answer is cached; callers that find it stale share one probe, and a probe that hangs ends
-after a short timeout. vLLM's /health is 200 while its engine runs (503 once it died); a router's
-is its own view of its workers.
+the answer is cached, and a request does not wait for the network: an answer older than the
+interval is still given while one probe, in the background, refreshes it (a router's /readiness
+under load can take 100 ms and more). Only an answer older than `max_stale_s` (an idle server's)
+is waited for; callers that find it so share one probe, and a probe that hangs ends after a
+short timeout. vLLM's /health is 200 while its engine runs (503 once it died); a router's is its
+own view of its workers.
 """
 
 import asyncio
@@ -17,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 2.0
+MAX_STALE_S = 10.0
 
 
 class HealthProbe:
@@ -29,12 +33,14 @@ class HealthProbe:
         path: str = "/health",
         interval_s: float = PROBE_INTERVAL_S,
         timeout_s: float = PROBE_TIMEOUT_S,
+        max_stale_s: float = MAX_STALE_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._path = path
         self._interval_s = interval_s
         self._timeout_s = timeout_s
+        self._max_stale_s = max_stale_s
         self._clock = clock
         self._healthy = True
         self._detail = ""
@@ -42,13 +48,20 @@ class HealthProbe:
         self._probe: asyncio.Task[None] | None = None
 
     async def check(self) -> tuple[bool, str]:
-        """(healthy, why not), at most `interval_s` old. Never raises but CancelledError."""
-        if self._clock() - self._checked_at >= self._interval_s:
-            if self._probe is None:
-                self._probe = asyncio.create_task(self._run())
+        """(healthy, why not): the last answer, refreshed in the background once `interval_s`
+        old, waited for once `max_stale_s` old. Never raises but CancelledError."""
+        age = self._clock() - self._checked_at
+        if age >= self._interval_s and self._probe is None:
+            self._probe = asyncio.create_task(self._run())
+        if age >= self._max_stale_s and self._probe is not None:
             # Shielded: a caller that is cancelled does not cancel the probe others await.
             await asyncio.shield(self._probe)
         return self._healthy, self._detail
+
+    async def settled(self) -> None:
+        """Wait for the probe in flight, if any."""
+        if self._probe is not None:
+            await asyncio.shield(self._probe)
 
     async def _run(self) -> None:
         try:

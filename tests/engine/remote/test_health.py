@@ -1,4 +1,5 @@
-"""The upstream's health: /health asked at most once a second, shared by concurrent callers."""
+"""The upstream's health: /health asked at most once a second, in the background while the last
+answer is under 10 s old (no request waits for it), shared by concurrent callers."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -36,12 +37,39 @@ def probing(
     return asyncio.run(main())
 
 
+async def fresh(probe: HealthProbe) -> tuple[bool, str]:
+    """The answer once the probe that a stale one starts is over."""
+    await probe.check()
+    await probe.settled()
+    return await probe.check()
+
+
+def test_a_stale_answer_is_given_at_once_while_the_probe_refreshes_it(
+    upstream: FakeUpstream,
+) -> None:
+    async def scenario(probe: HealthProbe, clock: Clock) -> list[tuple[bool, str]]:
+        upstream.health_status = 503
+        clock.now += 5
+        answers = [await probe.check()]  # the last answer; the probe has not even been sent
+        calls_before = len(upstream.calls("/health"))
+        await probe.settled()
+        answers.append(await probe.check())
+        assert calls_before == 0
+        return answers
+
+    assert probing(upstream.url, scenario) == [
+        (True, ""),
+        (False, "upstream /health answered 503"),
+    ]
+
+
 def test_the_answer_is_reused_for_a_second(upstream: FakeUpstream) -> None:
     async def scenario(probe: HealthProbe, clock: Clock) -> list[int]:
         probes = []
         for step in (0.0, 0.5, 0.99, 1.0, 1.5, 2.5):
             clock.now = 100.0 + step
             await probe.check()
+            await probe.settled()
             probes.append(len(upstream.calls("/health")))
         return probes
 
@@ -50,7 +78,7 @@ def test_the_answer_is_reused_for_a_second(upstream: FakeUpstream) -> None:
 
 def test_concurrent_callers_share_one_probe(upstream: FakeUpstream) -> None:
     async def scenario(probe: HealthProbe, clock: Clock) -> list[tuple[bool, str]]:
-        clock.now += 5
+        clock.now += 20  # too old to give: every caller waits for the probe
         return await asyncio.gather(*(probe.check() for _ in range(20)))
 
     answers = probing(upstream.url, scenario)
@@ -65,11 +93,11 @@ def test_an_upstream_that_answers_503_is_unhealthy_until_it_recovers(
     async def scenario(probe: HealthProbe, clock: Clock) -> list[bool]:
         upstream.health_status = 503
         clock.now += 1
-        sick, detail = await probe.check()
+        sick, detail = await fresh(probe)
         assert "503" in detail
         upstream.health_status = 200
         clock.now += 1
-        well, _ = await probe.check()
+        well, _ = await fresh(probe)
         return [sick, well]
 
     assert probing(upstream.url, scenario) == [False, True]
@@ -78,7 +106,7 @@ def test_an_upstream_that_answers_503_is_unhealthy_until_it_recovers(
 def test_an_unreachable_upstream_is_unhealthy_and_status_does_not_raise() -> None:
     async def scenario(probe: HealthProbe, clock: Clock) -> tuple[bool, str]:
         clock.now += 1
-        return await probe.check()
+        return await fresh(probe)
 
     healthy, detail = probing(f"http://127.0.0.1:{free_port()}", scenario)
 
@@ -89,7 +117,7 @@ def test_an_unreachable_upstream_is_unhealthy_and_status_does_not_raise() -> Non
 def test_a_router_is_asked_on_its_configured_path(upstream: FakeUpstream) -> None:
     async def scenario(probe: HealthProbe, clock: Clock) -> tuple[bool, str]:
         clock.now += 5
-        return await probe.check()
+        return await fresh(probe)
 
     upstream.health_status = 503
     healthy, detail = probing(upstream.url, scenario, path="/readiness")
