@@ -40,6 +40,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,19 +127,22 @@ class AdapterIds:
     def __init__(self) -> None:
         self._ids: dict[tuple[Path, Signature], int] = {}
         self._taken: set[int] = set()
+        # Requests are prepared on more than one thread: two adapters must never get one id.
+        self._lock = threading.Lock()
 
     def id_for(self, folder: Path, signature: Signature, preferred: int) -> int:
         """The engine id of this version of the adapter in `folder`: `preferred` (its adapter
         id) unless an earlier version or another adapter holds it already."""
         key = (folder, signature)
-        if key not in self._ids:
-            candidate, attempt = preferred, 0
-            while candidate in self._taken:
-                attempt += 1
-                candidate = _hashed_id(f"{preferred}+{attempt}")
-            self._taken.add(candidate)
-            self._ids[key] = candidate
-        return self._ids[key]
+        with self._lock:
+            if key not in self._ids:
+                candidate, attempt = preferred, 0
+                while candidate in self._taken:
+                    attempt += 1
+                    candidate = _hashed_id(f"{preferred}+{attempt}")
+                self._taken.add(candidate)
+                self._ids[key] = candidate
+            return self._ids[key]
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,18 +71,37 @@ class PreparedRequest:
         return self.params.structured is not None
 
 
-# The preparing thread's nice value, over the process's own (Linux: per thread).
-PREPARE_NICENESS = 10
+# Bodies holding more text than this are prepared on the long lane.
+LONG_BODY_CHARS = 64 * 1024
+# The long lane's nice value, over the process's own (Linux: per thread).
+LONG_LANE_NICENESS = 10
 
 
 def _lower_priority() -> None:
     """Tokenizing a long prompt takes a core for ~0.3 s (the tokenizer releases the GIL): where
     cores are short, it would take them from the event loop and the engines, and every live
     stream would stall. At a lower priority it takes what they leave; on idle cores it runs as
-    fast as ever."""
+    fast as ever. (Threads the lane's thread starts, as a tokenizer's, inherit it.)"""
     if sys.platform == "linux":
         with suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREPARE_NICENESS)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LONG_LANE_NICENESS)
+
+
+def is_long(body: Any, limit: int = LONG_BODY_CHARS) -> bool:
+    """Whether the strings in a parsed JSON body hold more than `limit` characters."""
+    total = 0
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            total += len(value)
+            if total > limit:
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 class TextGeneration:
@@ -92,10 +111,13 @@ class TextGeneration:
         self._models = models
         self._timeout_s = timeout_s
         # Templating, tokenizing (~0.3 s for an 80k-token prompt) and reading adapter files
-        # run here, off the event loop, so that live streams never stall. One thread: the
-        # tokenizers and the adapter stores are then used by one request at a time.
-        self._preparing = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="prepare", initializer=_lower_priority
+        # run on two lanes of one thread each, off the event loop, so that live streams never
+        # stall: long bodies on a lane of their own, at a lower CPU priority, so that neither
+        # the streams nor the short requests queued behind them wait for their tokenizing.
+        # (Fast tokenizers encode concurrently; the adapter ids are handed out under a lock.)
+        self._preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
+        self._preparing_long = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="prepare-long", initializer=_lower_priority
         )
         self._in_preparation: Counter[str] = Counter()
 
@@ -130,8 +152,9 @@ class TextGeneration:
         context = contextvars.copy_context()
         self._in_preparation[model_name] += 1
         try:
+            lane = self._preparing_long if is_long(body) else self._preparing
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._preparing, context.run, work)
+            return await loop.run_in_executor(lane, context.run, work)
         finally:
             self._in_preparation[model_name] -= 1
 
@@ -147,7 +170,8 @@ class TextGeneration:
             raise CapacityExceeded()
 
     def close(self) -> None:
-        self._preparing.shutdown(wait=False, cancel_futures=True)
+        for lane in (self._preparing, self._preparing_long):
+            lane.shutdown(wait=False, cancel_futures=True)
 
     def _prepare(
         self,

@@ -2,6 +2,8 @@
 from the model's and the adapter's folder names, and never stand for a name: test_store_ids)."""
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,30 @@ def test_uploads_are_placed_in_the_store_by_name(root: Path, store: AdapterStore
     assert store.folder("pirate") == root / "pirate"
     with pytest.raises(AdapterNameInvalid):
         store.folder("../pirate")
+
+
+class SlowSet(set[int]):
+    """A set whose membership test yields the GIL: a race between it and `add` shows."""
+
+    def __contains__(self, value: object) -> bool:
+        found = super().__contains__(value)
+        time.sleep(0.002)
+        return found
+
+
+def test_adapters_resolved_on_several_threads_never_share_an_id(tmp_path: Path) -> None:
+    ids = AdapterIds()
+    ids._taken = SlowSet()
+    results: list[int] = []
+    folders = [tmp_path / f"adapter-{index}" for index in range(8)]
+
+    def take(folder: Path) -> None:
+        results.append(ids.id_for(folder, (("adapter_model.safetensors", 1, 1),), preferred=7))
+
+    threads = [threading.Thread(target=take, args=(folder,)) for folder in folders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(set(results)) == len(folders)
