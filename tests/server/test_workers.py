@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import cast
 
@@ -93,6 +93,19 @@ drain_timeout_s: 300
     return process, base, log
 
 
+@contextmanager
+def running_set(
+    upstream: FakeUpstream, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """A `serve --workers` set with every worker listening; killed at the end if it still runs."""
+    process, base, log = start(upstream, tmp_path)
+    try:
+        wait_all_up(process, base)
+        yield process, base, log
+    finally:
+        kill_set(process)
+
+
 def kill_set(process: subprocess.Popen[bytes]) -> None:
     """After a failed test: the workers first (the parent's SIGKILL would leave them running),
     then the parent, if it did not exit by itself once they had (removing its temporary files)."""
@@ -131,10 +144,8 @@ def _listening(worker: psutil.Process) -> bool:
 def test_workers_share_one_port_and_stop_together_on_sigterm(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    process, base, log = start(upstream, tmp_path)
-    try:
+    with running_set(upstream, tmp_path) as (process, base, log):
         assert len(workers_of(process)) == WORKERS
-        wait_all_up(process, base)
         body = {"prompt": "Hi", "max_tokens": 3}
         for _ in range(6):
             with httpx.Client(base_url=base, timeout=30) as client:  # a new connection each
@@ -145,21 +156,15 @@ def test_workers_share_one_port_and_stop_together_on_sigterm(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()
         assert not any(worker.is_running() for worker in workers)
-    finally:
-        kill_set(process)
 
 
 def test_a_dead_worker_stops_the_set_with_a_failure(upstream: FakeUpstream, tmp_path: Path) -> None:
-    process, base, log = start(upstream, tmp_path)
-    try:
-        wait_all_up(process, base)
+    with running_set(upstream, tmp_path) as (process, _base, log):
         first, second = workers_of(process)
         os.kill(first.pid, signal.SIGKILL)
         assert process.wait(timeout=60) != 0, log.read_text()
         second.wait(timeout=10)
         assert "stopping the others" in log.read_text()
-    finally:
-        kill_set(process)
 
 
 RUN = f"/client/v4/accounts/a/ai/run/{QWQ}"
@@ -269,9 +274,7 @@ def hold_streams_on_every_worker(
 def test_one_scrape_counts_the_requests_of_every_worker(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    process, base, log = start(upstream, tmp_path)
-    try:
-        wait_all_up(process, base)
+    with running_set(upstream, tmp_path) as (process, base, log):
         metrics_dir = metrics_dir_of(process)
         assert stat.S_IMODE(metrics_dir.stat().st_mode) == 0o700
 
@@ -287,16 +290,12 @@ def test_one_scrape_counts_the_requests_of_every_worker(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()
         assert not metrics_dir.exists()
-    finally:
-        kill_set(process)
 
 
 def test_one_scrape_counts_the_running_requests_of_every_worker(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    process, base, log = start(upstream, tmp_path)
-    try:
-        wait_all_up(process, base)
+    with running_set(upstream, tmp_path) as (process, base, log):
         with ExitStack() as streams:
             held = hold_streams_on_every_worker(process, base, upstream, streams)
             for _ in range(4):  # whichever worker answers
@@ -307,16 +306,12 @@ def test_one_scrape_counts_the_running_requests_of_every_worker(
         )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()
-    finally:
-        kill_set(process)
 
 
 def test_a_dead_workers_running_requests_leave_the_sum(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    process, base, log = start(upstream, tmp_path)
-    try:
-        wait_all_up(process, base)
+    with running_set(upstream, tmp_path) as (process, base, log):
         metrics_dir = metrics_dir_of(process)
         with ExitStack() as streams:
             held = hold_streams_on_every_worker(process, base, upstream, streams)
@@ -331,5 +326,3 @@ def test_a_dead_workers_running_requests_leave_the_sum(
             assert value(scrape(base), RUNNING, model=QWQ) == held[alive.pid]
         assert process.wait(timeout=120) != 0, log.read_text()
         assert not metrics_dir.exists()
-    finally:
-        kill_set(process)
