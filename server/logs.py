@@ -66,4 +66,5 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
         uvicorn_logger.propagate = True
     # httpx writes a line for every call to a remote engine at INFO ("HTTP Request: POST ...");
     # each request's access line already tells how it went. Those lines show at DEBUG.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if level.upper() == "DEBUG" else "WARNING")
+    httpx_level = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    logging.getLogger("httpx").setLevel(httpx_level)
