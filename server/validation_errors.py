@@ -72,6 +72,8 @@ def _describe(item: ErrorDetails, source: Source) -> str:
         subject = f"{where} parameter '{'.'.join(str(part) for part in location)}'"
         if kind == "missing":
             return f"required {subject} is missing"
+        if kind == "extra_forbidden":
+            return f"{subject} is not accepted"
         if kind in _EXPECTED_BY_ERROR:
             return f"{subject} must be {_a(_EXPECTED_BY_ERROR[kind])}"
     else:

@@ -21,6 +21,7 @@ from server.catalog.search import SearchQuery
 from server.finetunes.schemas import PublicQuery
 from server.generation.schemas import TextGenerationResult
 from server.generation.specs import MODELS, ModelSpec
+from server.health import HealthQuery
 from server.http import openapi_bodies as bodies
 from server.http.body import TIMEOUT_HEADER
 from server.http.openapi_schemas import (
@@ -196,6 +197,13 @@ def query_parameters(model: type[BaseModel]) -> tuple[Schema, ...]:
     return tuple(parameters)
 
 
+def health_parameters(names: Sequence[str]) -> tuple[Schema, ...]:
+    """`/health`'s query (`HealthQuery`), its `model` limited to the served names."""
+    model, ready = query_parameters(HealthQuery)
+    model["schema"]["items"] = {"enum": list(names)}
+    return model, ready
+
+
 def json_body(schema: Schema, examples: dict[str, Schema] | None = None) -> Schema:
     content: Schema = {"schema": schema}
     if examples:
@@ -247,11 +255,20 @@ def operations(components: Components, specs: Sequence[ModelSpec]) -> dict[str, 
             "Engine health",
             "Operations",
             {
-                200: {"description": "Every engine is up", "content": json_body(HEALTH)},
-                503: {"description": "An engine is down", "content": json_body(HEALTH)},
+                200: {
+                    "description": "The judged models are up: every one, or one at least "
+                    "with `ready=any`",
+                    "content": json_body(HEALTH),
+                },
+                503: {
+                    "description": "Draining (whatever the query), or too few of the judged "
+                    "models are up",
+                    "content": json_body(HEALTH),
+                },
             },
-            (500,),
+            (400, 500),
             authenticated=False,
+            query=health_parameters(names),
         ),
         "run_model": run,
         "run_model_bare": run,

@@ -16,13 +16,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
 from engine.remote.config import RemoteConfig
+from server.app import create_app
 from server.auth import check_token_policy
 from server.cli import build_parser
 from server.http.draining_server import SHUTDOWN_MARGIN_S
 from server.settings import ConfigError, Settings, load_settings
-from tests.support.app import QWQ, R1
+from tests.support.app import QWQ, R1, make_settings
 from tests.support.deploy import (
     COMPOSE_SCALE,
     HEALTH_PATH,
@@ -34,6 +36,7 @@ from tests.support.deploy import (
     run_tool,
     vllm_serve_args,
 )
+from tests.support.fake_engine import FakeEngine
 from tests.support.paths import REPO
 
 # Importing vLLM (for its argument parser) warns about torch and vLLM deprecations.
@@ -231,9 +234,30 @@ def test_gateway_probes_ask_the_served_port(overlay: str) -> None:
 
     for kind in ("startupProbe", "readinessProbe"):
         check = container[kind]["httpGet"]
-        assert (check["path"], container_port(container, check["port"])) == (HEALTH_PATH, port)
+        path = urlsplit(check["path"]).path
+        assert (path, container_port(container, check["port"])) == (HEALTH_PATH, port)
     assert container_port(container, container["livenessProbe"]["tcpSocket"]["port"]) == port
     assert [container_port(container, p["targetPort"]) for p in service["spec"]["ports"]] == [port]
+
+
+@pytest.mark.parametrize("kind", ["startupProbe", "readinessProbe"])
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_probes_pass_while_one_model_is_up(overlay: str, kind: str) -> None:
+    """One model's upstream outage must not take every gateway, and every other model, out of
+    the Service: the probe's own path, asked of the app, is 200 while one model is up, 503 once
+    none is, and 503 while draining."""
+    path = main_container(gateway(overlay))[kind]["httpGet"]["path"]
+    engines = {name: FakeEngine() for name in MODELS}
+    app = create_app(make_settings(), engines=engines)
+    with TestClient(app) as client:
+        engines[R1].healthy = False
+        assert client.get(path).status_code == 200
+        engines[QWQ].healthy = False
+        assert client.get(path).status_code == 503
+        engines[QWQ].healthy = True
+        assert client.portal is not None
+        client.portal.call(app.state.drain.begin)
+        assert client.get(path).status_code == 503
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -154,3 +154,16 @@ def test_the_docs_page_is_swagger_ui_over_the_document(client: TestClient) -> No
 
 def test_the_document_needs_no_token(client: TestClient) -> None:
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_health_documents_its_query(document: Document) -> None:
+    health = document["paths"]["/health"]["get"]
+    parameters = {p["name"]: p for p in health["parameters"]}
+
+    assert parameters["model"]["schema"] == {"type": "array", "items": {"enum": [QWQ, R1]}}
+    assert parameters["ready"]["schema"] == {
+        "type": "string",
+        "enum": ["all", "any"],
+        "default": "all",
+    }
+    assert {"200", "400", "503"} <= set(health["responses"])
