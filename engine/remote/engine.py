@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 from engine.errors import (
     EngineBusyError,
@@ -56,7 +56,7 @@ from engine.remote.checkpoint import Checkpoint, load_checkpoint
 from engine.remote.config import RemoteConfig
 from engine.remote.health import HealthProbe
 from engine.remote.lora import AdapterPublisher
-from engine.remote.upstream import auth_headers, make_client, served_length, wait_for_model
+from engine.remote.upstream import UpstreamClient, auth_headers, served_length, wait_for_model
 from engine.remote.wire import (
     Chunk,
     completion_body,
@@ -102,7 +102,7 @@ class RemoteEngine:
         config: RemoteConfig,
         name: str,
         checkpoint: Checkpoint,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         max_model_len: int,
         publisher: AdapterPublisher | None = None,
         zero_adapter: str | None = None,
@@ -123,7 +123,7 @@ class RemoteEngine:
         `served_model_name`, learn its max_model_len; raises EngineStartError."""
         headers = auth_headers(config, name)
         checkpoint = await asyncio.to_thread(load_checkpoint, config.tokenizer, cache_dir)
-        client = make_client(config, headers)
+        client = UpstreamClient(config, headers)
         try:
             card = await wait_for_model(client, config, name)
             max_model_len = served_length(config, card, name)
@@ -144,7 +144,7 @@ class RemoteEngine:
                     publisher.base_model,
                 )
         except BaseException:
-            await client.aclose()
+            await client.close()
             raise
         logger.info(
             "%s: generating at %s (model %r, max_model_len %d)",
@@ -240,18 +240,21 @@ class RemoteEngine:
         finishes it. Closing this closes the connection, which aborts the request upstream."""
         finished = False
         try:
-            async with self._client.stream(
-                "POST", "/v1/completions", json=body, headers=headers
-            ) as response:
-                if response.status_code != 200:
+            async with self._client.stream("/v1/completions", body, headers) as response:
+                if response.status != 200:
                     message = await error_message(response)
-                    raise status_error(response.status_code, message, adapter)
-                async for payload in data_events(response.aiter_lines()):
+                    raise status_error(response.status, message, adapter)
+                async for payload in data_events(response.content.iter_any()):
                     chunk = read_chunk(payload, adapter)
                     if chunk is not None and not finished:
                         finished = chunk.finish_reason is not None
                         yield chunk, _count(chunk, counted)
-        except httpx.HTTPError as error:
+                if finished:
+                    # The rest of the body (its end, after `[DONE]`), so that the connection
+                    # is kept for the next request rather than closed unread.
+                    async for _ in response.content.iter_any():
+                        pass
+        except aiohttp.ClientError as error:
             raise transport_error(error, self._config.url) from None
         if not finished:
             raise EngineDeadError("the upstream ended the stream before the output finished")
@@ -283,7 +286,7 @@ class RemoteEngine:
 
     async def close(self) -> None:
         self._health.close()
-        await self._client.aclose()
+        await self._client.close()
 
 
 def _request_headers(request_id: str, session_id: str | None) -> dict[str, str]:

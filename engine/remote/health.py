@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-import httpx
+from engine.remote.upstream import TRANSPORT_ERRORS, UpstreamClient
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class HealthProbe:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         path: str = "/health",
         interval_s: float = PROBE_INTERVAL_S,
         timeout_s: float = PROBE_TIMEOUT_S,
@@ -65,15 +65,15 @@ class HealthProbe:
 
     async def _run(self) -> None:
         try:
-            response = await self._client.get(self._path, timeout=self._timeout_s)
-        except httpx.HTTPError as error:
+            status, _ = await self._client.get(self._path, self._timeout_s)
+        except TRANSPORT_ERRORS as error:
             healthy, detail = False, f"upstream unreachable: {error!r}"
         except Exception as error:  # status() must answer; a bug here is logged, not raised
             logger.exception("probing the upstream's %s failed", self._path)
             healthy, detail = False, f"probing {self._path} failed: {error!r}"
         else:
-            healthy = response.status_code == 200
-            detail = "" if healthy else f"upstream {self._path} answered {response.status_code}"
+            healthy = status == 200
+            detail = "" if healthy else f"upstream {self._path} answered {status}"
         finally:
             self._probe = None
         self._healthy, self._detail = healthy, detail

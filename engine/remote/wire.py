@@ -2,7 +2,7 @@
 streamed chunks, and the upstream's errors translated into `engine.errors` here and nowhere else.
 
     completion_body(...)        the JSON body of one streamed completion
-    data_events(lines)          the `data:` payloads of a server-sent event stream, to [DONE]
+    data_events(chunks)         the `data:` payloads of a server-sent event stream, to [DONE]
     read_chunk(payload)         one streamed chunk (or an in-band error, raised)
     status_error(...)           an HTTP error answer -> EngineError
     transport_error(...)        a failed connection -> EngineError
@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from engine.errors import (
     EngineBusyError,
@@ -30,6 +30,7 @@ from engine.errors import (
     EngineError,
     EngineRequestError,
 )
+from engine.remote.upstream import read_some
 from engine.sampling import sampling_kwargs
 from engine.types import GenerationParams, StructuredOutput
 
@@ -97,26 +98,46 @@ class Chunk:
     stop_reason: int | str | None
 
 
-async def data_events(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+async def data_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The `data:` payload of each server-sent event, until `[DONE]` or the stream's end.
-    Comments (vLLM's `: keep-alive`) and other fields are skipped."""
-    data: list[str] = []
-    async for line in lines:
-        if line == "":
-            if data:
-                payload = "\n".join(data)
+    Comments (vLLM's `: keep-alive`) and other fields are skipped.
+
+    It reads the body's bytes as they arrive and splits lines as the SSE spec says (LF, CRLF
+    or CR): no text decoding and no line iterator, since it runs for every token; JSON parses
+    the payload's bytes."""
+    data: list[bytes] = []
+    pending = b""  # the start of a line whose end has not arrived
+    after_cr = False  # the last chunk ended with CR: an LF starting the next one ends no line
+    async for chunk in chunks:
+        if after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        buffer = pending + chunk if pending else chunk
+        after_cr = buffer.endswith(b"\r")
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buffer.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line.startswith(b"data:"):
+                data.append(_field_value(line))
+            elif not line and data:
+                payload = b"\n".join(data)
                 data = []
-                if payload == "[DONE]":
+                if payload == b"[DONE]":
                     return
                 yield payload
-            continue
-        if line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-    if data and "\n".join(data) != "[DONE]":
-        yield "\n".join(data)
+    if pending.startswith(b"data:"):
+        data.append(_field_value(pending))
+    if data and (payload := b"\n".join(data)) != b"[DONE]":
+        yield payload
 
 
-def read_chunk(payload: str, adapter: str | None = None) -> Chunk | None:
+def _field_value(line: bytes) -> bytes:
+    """What follows `data:`, without the one space the spec lets follow the colon."""
+    return line[6:] if line.startswith(b"data: ") else line[5:]
+
+
+def read_chunk(payload: bytes | str, adapter: str | None = None) -> Chunk | None:
     """The choice of one streamed chunk; None for the closing usage-only chunk. An in-band
     error (vLLM sends one when generation fails after the stream began) is raised."""
     try:
@@ -141,7 +162,8 @@ def read_chunk(payload: str, adapter: str | None = None) -> Chunk | None:
             stop_reason=choice.get("stop_reason"),
         )
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
-        logger.error("malformed chunk from the upstream (%s): %.300s", error, payload)
+        text = payload if isinstance(payload, str) else payload.decode(errors="replace")
+        logger.error("malformed chunk from the upstream (%s): %.300s", error, text)
         raise EngineError("the upstream sent a malformed stream") from None
 
 
@@ -167,26 +189,22 @@ def status_error(status: int, message: str, adapter: str | None = None) -> Engin
     return EngineError(f"unexpected answer {status} from the upstream")
 
 
-def transport_error(error: httpx.HTTPError, url: str) -> EngineDeadError:
+def transport_error(error: aiohttp.ClientError, url: str) -> EngineDeadError:
     """A connection that failed: refused, reset, timed out, or closed mid-answer."""
-    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+    if isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
         return EngineDeadError(f"cannot reach the upstream at {url}: {error}")
     return EngineDeadError(f"the connection to the upstream at {url} failed: {error!r}")
 
 
-async def error_message(response: httpx.Response) -> str:
+async def error_message(response: aiohttp.ClientResponse) -> str:
     """The message of an error answer: vLLM's `{"error": {"message"}}`, FastAPI's `detail`,
     or the start of the text."""
-    body = b""
-    async for piece in response.aiter_bytes():
-        body += piece
-        if len(body) >= MAX_ERROR_BYTES:
-            break
-    text = body[:MAX_ERROR_BYTES].decode("utf-8", errors="replace")
+    body = await read_some(response, MAX_ERROR_BYTES)
+    text = body.decode("utf-8", errors="replace")
     try:
         data = json.loads(text)
     except ValueError:
-        return text.strip()[:500] or response.reason_phrase
+        return text.strip()[:500] or response.reason or str(response.status)
     if isinstance(data, dict):
         return _error_fields(data)[1]
     return text.strip()[:500]

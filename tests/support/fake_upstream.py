@@ -36,6 +36,7 @@ class Received:
     path: str
     headers: dict[str, str]  # lower-case names
     body: Any  # parsed JSON, or None
+    peer: tuple[str, int] | None = None  # the client's address: one per connection
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,12 @@ class Endless:
 
 @dataclass(frozen=True)
 class Raw:
-    """These SSE lines, as given; `cut` then drops the connection mid-answer."""
+    """These SSE lines, as given; `cut` then drops the connection mid-answer, `linger_s`
+    waits that long before ending the body."""
 
     lines: list[str]
     cut: bool = False
+    linger_s: float = 0.0
 
 
 Reply = Tokens | Failure | Endless | Raw
@@ -138,8 +141,13 @@ class FakeUpstream:
                 break
         raw = b"".join(chunks)
         headers = {name.decode().lower(): value.decode() for name, value in scope["headers"]}
+        client = scope.get("client")
         request = Received(
-            scope["method"], scope["path"], headers, json.loads(raw) if raw else None
+            scope["method"],
+            scope["path"],
+            headers,
+            json.loads(raw) if raw else None,
+            None if client is None else (client[0], client[1]),
         )
         self.received.append(request)
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
@@ -180,6 +188,7 @@ class FakeUpstream:
             await _lines(send, reply.lines)
             if reply.cut:
                 raise _Cut()
+            await asyncio.sleep(reply.linger_s)
         else:
             await _lines(send, _vllm_stream(reply, body))
         await send({"type": "http.response.body", "body": b""})

@@ -239,6 +239,27 @@ def test_an_unreachable_upstream_is_unavailable_not_an_internal_error(
         run(remote(upstream), cache_dir, scenario)
 
 
+def test_finished_streams_leave_their_connection_open_for_the_next_request(
+    upstream: FakeUpstream, cache_dir: Path
+) -> None:
+    """A stream read to its end keeps its connection: no new TCP connection per request, even
+    when the body's end comes a while after `[DONE]`."""
+    finished = {"choices": [{"text": "a", "token_ids": [1], "finish_reason": "length"}]}
+    late_end = Raw([f"data: {json.dumps(finished)}", "", "data: [DONE]", ""], linger_s=0.3)
+    upstream.replies.extend([late_end, Tokens(), late_end])
+
+    async def scenario(engine: RemoteEngine) -> None:
+        for _ in range(3):
+            await collect(engine)
+
+    run(remote(upstream), cache_dir, scenario)
+
+    peers = {call.peer for call in upstream.calls("/v1/completions")}
+    assert len(upstream.calls("/v1/completions")) == 3
+    assert None not in peers
+    assert len(peers) == 1
+
+
 @pytest.mark.parametrize("how", ["aclose", "cancel"])
 def test_leaving_the_stream_closes_the_upstream_request(
     upstream: FakeUpstream, cache_dir: Path, how: str

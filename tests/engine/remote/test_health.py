@@ -5,9 +5,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import httpx
-
+from engine.remote.config import RemoteConfig
 from engine.remote.health import HealthProbe
+from engine.remote.upstream import UpstreamClient
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.live_server import free_port
 
@@ -27,12 +27,13 @@ def probing(
 ) -> T:
     async def main() -> T:
         clock = Clock()
-        async with httpx.AsyncClient(base_url=url) as client:
-            probe = HealthProbe(client, path, clock=clock)
-            try:
-                return await scenario(probe, clock)
-            finally:
-                probe.close()
+        client = UpstreamClient(RemoteConfig(url=url, served_model_name="m", tokenizer="t"), {})
+        probe = HealthProbe(client, path, clock=clock)
+        try:
+            return await scenario(probe, clock)
+        finally:
+            probe.close()
+            await client.close()
 
     return asyncio.run(main())
 
