@@ -14,6 +14,8 @@ import logging
 import os
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 
@@ -41,7 +43,7 @@ class UpstreamClient:
     No read timeout on a stream: a generation streams for as long as it needs, and the server's
     request deadline ends it. No limit on connections: each running request holds one (streams
     cannot share one), `max_concurrent_requests` bounds them if set, and the health probe never
-    waits behind them. Proxy variables (HTTP_PROXY, NO_PROXY ...) are honoured."""
+    waits behind them."""
 
     def __init__(self, config: RemoteConfig, headers: dict[str, str]) -> None:
         self.url = config.url
@@ -49,7 +51,7 @@ class UpstreamClient:
             headers=headers,
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_EXPIRY_S),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout_s),
-            trust_env=True,
+            proxy=proxy_for(config.url),
         )
 
     def stream(
@@ -67,6 +69,16 @@ class UpstreamClient:
 
     async def close(self) -> None:
         await self._session.close()
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, read as
+    Python's urllib reads them); None for none. Read once: aiohttp's `trust_env` would read the
+    environment (and ~/.netrc) again for every request."""
+    parts = urlsplit(url)
+    if parts.hostname is None or proxy_bypass(parts.netloc):
+        return None
+    return getproxies().get(parts.scheme)
 
 
 async def read_some(response: aiohttp.ClientResponse, limit: int) -> bytes:

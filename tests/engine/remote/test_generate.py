@@ -233,6 +233,7 @@ def test_an_unreachable_upstream_is_unavailable_not_an_internal_error(
 ) -> None:
     async def scenario(engine: RemoteEngine) -> None:
         upstream.__exit__(None, None, None)  # the upstream goes away after the start
+        await asyncio.sleep(0.2)  # and the client sees its kept connection close
         await collect(engine)
 
     with pytest.raises(EngineDeadError, match="cannot reach the upstream"):
