@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,12 +140,22 @@ async def one_request(
     )
 
 
-async def load(target: Target, concurrency: int, requests: int, max_tokens: int) -> Run:
+async def load(
+    target: Target,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    after_warm_up: Callable[[], None] | None = None,
+) -> Run:
+    """`requests` streamed requests, `concurrency` at a time, after two short warm-up ones;
+    `after_warm_up` is called between those and the measured ones."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(headers=headers, timeout=600, limits=limits) as client:
         for index in range(2):  # warm-up
             await one_request(client, target, f"warm up {index}", 8)
+        if after_warm_up is not None:
+            after_warm_up()
         gate = asyncio.Semaphore(concurrency)
 
         async def gated(index: int) -> Sample:

@@ -12,7 +12,10 @@ tokenizes for it (checked before measuring) to `/v1/completions`, with the same 
 temperature 0 and ignore_eos. We print ratios ours/direct of output tokens/s and p50 time to
 first token and the p50 TTFT difference in ms, as medians over pairs of rounds of both orders
 (`bench.rounds`: the order's own effect cancels within a pair), and the CPU time per output
-token of our server's process (psutil) and of the router.
+token of our server's process (psutil) and of the router. The replicas' own time to first token
+(their metrics) is taken out of each path's mean time to first token, which leaves the time each
+way there and back adds, free of the replicas' queueing; our server's own metrics give the part
+it spends preparing each request before the upstream sees it.
 Run: `python -m bench.remote` (`--help` for options).
 """
 
@@ -29,6 +32,7 @@ from typing import Any
 
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.compare import MODEL, TOKEN, Ours, Run, Target, load
 from bench.rounds import even_rounds, median, paired_differences, paired_ratios
@@ -79,11 +83,24 @@ class Direct(Target):
 
 @dataclass(frozen=True)
 class Measured:
-    """One load run on one path, and the CPU our server and the router spent meanwhile."""
+    """One load run on one path, the CPU our server and the router spent meanwhile, and the
+    replicas' own mean time to first token of its requests."""
 
     run: Run
     gateway_cpu_s: float
     router_cpu_s: float
+    replica_ttft_ms: float
+    # Our server's mean time from a request's arrival until it is handed to the engine
+    # (validated, templated, tokenized): its TTFT less its wait for the upstream's first token,
+    # from its own metrics. None on the direct path.
+    preparing_ms: float | None
+
+    @property
+    def beyond_replica_ms(self) -> float:
+        """Mean time to first token as the client saw it, less the replicas' own (arrival at
+        the replica to its first token): what the way there and back adds."""
+        mean_ttft_ms = statistics.mean(sample.ttft_s for sample in self.run.samples) * 1000
+        return mean_ttft_ms - self.replica_ttft_ms
 
     @property
     def tokens(self) -> int:
@@ -98,12 +115,79 @@ def cpu_s(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def histogram(urls: list[str], name: str) -> tuple[float, float]:
+    """The histogram `name` summed over the `/metrics` of these servers: (sum, count)."""
+    total, count = 0.0, 0.0
+    for url in urls:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        text = httpx.get(url + "/metrics", headers=headers, timeout=10).text
+        for family in text_string_to_metric_families(text):
+            if family.name != name:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_sum"):
+                    total += sample.value
+                elif sample.name.endswith("_count"):
+                    count += sample.value
+    return total, count
+
+
+@dataclass(frozen=True)
+class Histograms:
+    """Sums and counts of the time-to-first-token histograms this benchmark reads."""
+
+    replicas_ttft: tuple[float, float]
+    our_ttft: tuple[float, float]
+    our_upstream_wait: tuple[float, float]
+
+    @classmethod
+    def read(cls, replica_urls: list[str], ours: str) -> "Histograms":
+        return cls(
+            histogram(replica_urls, "vllm:time_to_first_token_seconds"),
+            histogram([ours], "workers_ai_local_time_to_first_token_seconds"),
+            histogram([ours], "workers_ai_local_queue_wait_seconds"),
+        )
+
+
+def mean_ms(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    """The mean of the observations between two readings of a histogram, in ms."""
+    count = after[1] - before[1]
+    return None if count == 0 else (after[0] - before[0]) * 1000 / count
+
+
 def measure(
-    target: Target, gateway: psutil.Process, front: psutil.Process, concurrency: int, args: Any
+    target: Target,
+    gateway: psutil.Process,
+    front: psutil.Process,
+    replica_urls: list[str],
+    ours_url: str,
+    concurrency: int,
+    args: Any,
 ) -> Measured:
-    before = cpu_s(gateway), cpu_s(front)
-    run = asyncio.run(load(target, concurrency, args.requests * concurrency, args.max_tokens))
-    return Measured(run, cpu_s(gateway) - before[0], cpu_s(front) - before[1])
+    start: dict[str, Any] = {}
+
+    def mark_start() -> None:  # after the warm-up requests: only measured ones are counted
+        start.update(
+            cpu=(cpu_s(gateway), cpu_s(front)), histograms=Histograms.read(replica_urls, ours_url)
+        )
+
+    requests = args.requests * concurrency
+    run = asyncio.run(load(target, concurrency, requests, args.max_tokens, mark_start))
+    before, after = start["histograms"], Histograms.read(replica_urls, ours_url)
+    counted = after.replicas_ttft[1] - before.replicas_ttft[1]
+    if counted != requests:
+        raise SystemExit(f"the replicas counted {counted:.0f} requests, not {requests}")
+    replica_ms = mean_ms(before.replicas_ttft, after.replicas_ttft)
+    assert replica_ms is not None
+    our_ttft = mean_ms(before.our_ttft, after.our_ttft)
+    our_wait = mean_ms(before.our_upstream_wait, after.our_upstream_wait)
+    return Measured(
+        run,
+        cpu_s(gateway) - start["cpu"][0],
+        cpu_s(front) - start["cpu"][1],
+        replica_ms,
+        None if our_ttft is None or our_wait is None else our_ttft - our_wait,
+    )
 
 
 def check_equivalent(ours: Ours, direct: Direct) -> None:
@@ -153,6 +237,7 @@ def run_all(args: argparse.Namespace) -> None:
         check_equivalent(ours, direct)
         gateway, front_process = psutil.Process(server.pid), psutil.Process(front.process.pid)
         targets = (ours, direct)
+        replica_urls = [replica.url for replica in qwq]
         for concurrency in args.concurrency:
             results[concurrency] = []
             for round_number in range(args.rounds):
@@ -160,7 +245,13 @@ def run_all(args: argparse.Namespace) -> None:
                 measured: dict[int, Measured] = {}
                 for index in order:
                     measured[index] = measure(
-                        targets[index], gateway, front_process, concurrency, args
+                        targets[index],
+                        gateway,
+                        front_process,
+                        replica_urls,
+                        ours.base_url,
+                        concurrency,
+                        args,
                     )
                 results[concurrency].append((measured[0], measured[1]))
                 print(
@@ -186,7 +277,9 @@ def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.N
     header = (
         f"{'conc.':>5} | {'tokens/s ours':>13} | {'direct':>6} | {'ratio (range)':>17} | "
         f"{'p50 TTFT ms ours':>16} | {'direct':>6} | {'ratio':>5} | {'+ms':>6} | "
-        f"{'tokens/req':>10} | {'CPU ms/token gateway':>20} | {'router':>6}"
+        f"{'tokens/req':>10} | {'CPU ms/token gateway':>20} | {'router':>6} | "
+        f"{'TTFT beyond replicas ms ours':>28} | {'direct':>6} | {'+ms':>6} | "
+        f"{'preparing ms':>12}"
     )
     print(header)
     print("-" * len(header))
@@ -201,6 +294,7 @@ def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.N
         extra_ms = median(
             paired_differences([a.run.p50_ttft_ms - b.run.p50_ttft_ms for a, b in rounds])
         )
+        beyond = [a.beyond_replica_ms - b.beyond_replica_ms for a, b in rounds]
         tokens = [statistics.mean(s.output_tokens for m in side for s in m.run.samples)
                   for side in (ours, direct)]  # fmt: skip
         print(
@@ -210,9 +304,23 @@ def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.N
             f"{median_of(direct, 'ttft'):>6.1f} | {ttft_ratio:>5.2f} | {extra_ms:>+6.1f} | "
             f"{tokens[0]:>4.0f}/{tokens[1]:<5.0f} | "
             f"{statistics.median(m.ms_per_token(m.gateway_cpu_s) for m in ours):>20.2f} | "
-            f"{statistics.median(m.ms_per_token(m.router_cpu_s) for m in direct):>6.2f}"
+            f"{statistics.median(m.ms_per_token(m.router_cpu_s) for m in direct):>6.2f} | "
+            f"{statistics.median(m.beyond_replica_ms for m in ours):>28.1f} | "
+            f"{statistics.median(m.beyond_replica_ms for m in direct):>6.1f} | "
+            f"{median(paired_differences(beyond)):>+6.1f} | "
+            f"{statistics.median(m.preparing_ms or 0.0 for m in ours):>12.2f}"
         )
-    print("\ntargets: throughput ratio >= 0.95, p50 TTFT within 5 ms of direct")
+    print(
+        "\nTTFT beyond replicas: the mean time to first token each client saw, less the "
+        "replicas' own mean (vllm:time_to_first_token_seconds: arrival at the replica to its "
+        "first token), so the replicas' queueing, which swings between rounds, cancels: what the "
+        "way there and back adds (our server, the router, the replicas' API servers)."
+    )
+    print(
+        "preparing: our server's mean time from a request's arrival until the upstream request "
+        "(validating, templating, tokenizing), from its own metrics."
+    )
+    print("targets: throughput ratio >= 0.95, p50 TTFT within 5 ms of direct")
 
 
 def median_of(runs: list[Measured], what: str) -> float:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from server.generation.service import INLINE_BODY_CHARS
 from tests.support.app import AUTH, QWQ, ClientFactory, run_url
 from tests.support.envelopes import assert_error
 from tests.support.fake_engine import FakeEngine
@@ -66,7 +67,7 @@ def test_authentication_comes_before_the_size_limit(small_client: TestClient) ->
     assert_error(response, 401, 10000)
 
 
-def test_templating_and_tokenizing_run_off_the_event_loop(
+def test_templating_and_tokenizing_more_than_a_little_text_run_off_the_event_loop(
     client: TestClient, engines: dict[str, FakeEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[str] = []
@@ -78,7 +79,8 @@ def test_templating_and_tokenizing_run_off_the_event_loop(
 
     monkeypatch.setattr(engines[QWQ], "encode", recording_encode)
 
-    response = client.post(run_url(QWQ), json={"prompt": "Hi"}, headers=AUTH)
+    prompt = "x" * (INLINE_BODY_CHARS + 1)  # a short one is prepared on the loop (test_lanes)
+    response = client.post(run_url(QWQ), json={"prompt": prompt}, headers=AUTH)
 
     assert response.status_code == 200, response.text
     assert len(threads) == 1
