@@ -5,6 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.http.drain import Drain
 from tests.support.app import QWQ, R1, ClientFactory, make_settings
 from tests.support.fake_engine import FakeEngine
 
@@ -33,3 +34,12 @@ def make_client(engines: dict[str, FakeEngine]) -> Iterator[ClientFactory]:
 @pytest.fixture
 def client(make_client: ClientFactory) -> TestClient:
     return make_client()
+
+
+@pytest.fixture
+def draining(client: TestClient) -> TestClient:
+    """`client`, its server draining (refusing new requests) from now on."""
+    drain: Drain = client.app.state.drain  # type: ignore[attr-defined]
+    assert client.portal is not None
+    assert client.portal.call(drain.begin) is True
+    return client

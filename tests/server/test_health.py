@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from server.http.drain import Drain
 from tests.support.app import QWQ, R1
 from tests.support.envelopes import assert_error
 from tests.support.fake_engine import FakeEngine
@@ -104,14 +103,6 @@ def test_slashes_and_at_sign_may_be_percent_encoded(
 
 
 # --- draining beats everything --------------------------------------------------------------------
-
-
-@pytest.fixture
-def draining(client: TestClient) -> TestClient:
-    drain: Drain = client.app.state.drain  # type: ignore[attr-defined]
-    assert client.portal is not None
-    assert client.portal.call(drain.begin) is True
-    return client
 
 
 @pytest.mark.parametrize(

@@ -104,14 +104,6 @@ def envelope(exchange: Exchange) -> dict[str, Any]:
 # --- draining: refuse new work, report it ---------------------------------------------------
 
 
-@pytest.fixture
-def draining(client: TestClient) -> TestClient:
-    drain: Drain = client.app.state.drain  # type: ignore[attr-defined]
-    assert client.portal is not None
-    assert client.portal.call(drain.begin) is True
-    return client
-
-
 def test_health_is_200_until_the_drain_begins(client: TestClient) -> None:
     assert client.get("/health").json()["status"] == "ok"
 
