@@ -1,0 +1,201 @@
+"""Benchmark what remote mode costs this server itself: CPU per relayed token, time added.
+
+    client -> workers-ai-local (remote mode) -> a steady stand-in for vLLM's /v1/completions
+
+The stand-in (`upstream` below, plain asyncio in its own process) streams one token every
+`--interval-ms` with vLLM 0.32's chunk shape (text, token_ids, continuous usage) and spends
+almost no CPU, as a GPU replica leaves the host's cores to the gateway. So this measures the
+gateway alone, without the replicas of `bench.remote` taking its cores. For each concurrency,
+`--rounds` runs of `--requests` streamed chat requests per unit of concurrency print output
+tokens/s, p50 time to first token and what the gateway adds to it (p50 TTFT less the stand-in's
+own: a client sending it the same request straight), and the gateway's CPU time per output token
+(psutil, user + system), then the medians.
+Run: `python -m bench.gateway_cpu` (`--help` for options).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from bench.compare import MODEL, TOKEN, Ours, Target, load
+from bench.servers import serve_command, started
+
+SERVED = "steady"
+
+
+class Straight(Target):
+    """The stand-in itself: the floor under any gateway's time to first token."""
+
+    def request(self, prompt: str, max_tokens: int) -> tuple[str, dict[str, object]]:
+        body = {"model": SERVED, "prompt": [1, 2, 3], "max_tokens": max_tokens, "stream": True}
+        return "/v1/completions", body
+
+    def parse(self, event: dict[str, object]) -> tuple[str, int | None]:
+        usage = event.get("usage")
+        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        choices = event.get("choices")
+        text = str(choices[0].get("text") or "") if isinstance(choices, list) and choices else ""
+        return text, tokens
+
+
+def chunk(index: int, last: bool) -> bytes:
+    """One streamed chunk as vLLM writes it, framed for chunked transfer encoding."""
+    event = {
+        "id": "cmpl-steady",
+        "object": "text_completion",
+        "created": 0,
+        "model": SERVED,
+        "choices": [
+            {
+                "index": 0,
+                "text": " word",
+                "logprobs": None,
+                "finish_reason": "length" if last else None,
+                "stop_reason": None,
+                "token_ids": [1879],
+            }
+        ],
+        "usage": {"prompt_tokens": 20, "total_tokens": 21 + index, "completion_tokens": index + 1},
+    }
+    data = b"data: " + json.dumps(event).encode() + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, interval_s: float
+) -> None:
+    """Keep-alive HTTP/1.1: /v1/models lists the model, /v1/completions streams."""
+    models = {"object": "list", "data": [{"id": SERVED, "root": SERVED, "max_model_len": 24000}]}
+    try:
+        while True:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            path = head[0].split(" ")[1]
+            lengths = [
+                line.split(":")[1] for line in head if line.lower().startswith("content-length:")
+            ]
+            length = int(lengths[0]) if lengths else 0
+            body = json.loads(await reader.readexactly(length)) if length else {}
+            if path != "/v1/completions":
+                payload = json.dumps(models if path == "/v1/models" else {}).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+                writer.write(b"content-length: %d\r\n\r\n%s" % (len(payload), payload))
+                await writer.drain()
+                continue
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n\r\n"
+            )
+            tokens = int(body.get("max_tokens") or 16)
+            for index in range(tokens):
+                await asyncio.sleep(interval_s)
+                writer.write(chunk(index, index == tokens - 1))
+            done = b"data: [DONE]\n\n"
+            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve_upstream(port: int, interval_s: float) -> None:
+    server = await asyncio.start_server(
+        lambda reader, writer: answer(reader, writer, interval_s), "127.0.0.1", port
+    )
+    async with server:
+        await server.serve_forever()
+
+
+def measure(
+    target: Target, gateway: psutil.Process | None, concurrency: int, args: argparse.Namespace
+) -> tuple[float, float, float]:
+    """(output tokens/s, p50 TTFT ms, gateway CPU ms per output token) of one round."""
+    before = gateway.cpu_times() if gateway else None
+    run = asyncio.run(load(target, concurrency, args.requests * concurrency, args.max_tokens))
+    tokens = sum(sample.output_tokens for sample in run.samples)
+    cpu_ms = 0.0
+    if gateway is not None and before is not None:
+        after = gateway.cpu_times()
+        cpu_ms = (after.user + after.system - before.user - before.system) * 1000 / max(tokens, 1)
+    return run.output_tokens_per_s, run.p50_ttft_ms, cpu_ms
+
+
+def run_all(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    upstream_url = f"http://127.0.0.1:{args.upstream_port}"
+    command = [sys.executable, "-m", "bench.gateway_cpu", "--serve-upstream"]
+    command += ["--upstream-port", str(args.upstream_port), "--interval-ms", str(args.interval_ms)]
+    upstream = subprocess.Popen(command)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(upstream_url + "/v1/models", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or upstream.poll() is not None:
+                    raise SystemExit("the steady upstream did not start") from None
+                time.sleep(0.2)
+        remote = {"url": upstream_url, "served_model_name": SERVED, "tokenizer": "tiny-qwq-32b"}
+        config = work / "remote.yaml"
+        config.write_text(json.dumps({"models": [{"name": MODEL, "remote": remote}]}))
+        env = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN}
+        ours = Ours("workers-ai-local", f"http://127.0.0.1:{args.port}")
+        with started(
+            serve_command(config, args.port), ours.base_url + "/health", work / "server.log", env
+        ) as server:
+            gateway = psutil.Process(server.pid)
+            straight = Straight("steady upstream", upstream_url)
+            print(
+                f"steady upstream: a token every {args.interval_ms} ms, {args.max_tokens} tokens "
+                f"a request, {args.requests} requests per unit of concurrency, {args.rounds} rounds"
+            )
+            header = (
+                f"{'conc.':>5} | {'tokens/s':>8} | {'p50 TTFT ms':>11} | "
+                f"{'upstream alone':>14} | {'added ms':>8} | {'gateway CPU ms/token':>20}"
+            )
+            print(header)
+            print("-" * len(header))
+            for concurrency in args.concurrency:
+                rounds = [measure(ours, gateway, concurrency, args) for _ in range(args.rounds)]
+                floor = measure(straight, None, concurrency, args)[1]
+                throughput, ttft, cpu = (statistics.median(r[i] for r in rounds) for i in range(3))
+                print(
+                    f"{concurrency:>5} | {throughput:>8.0f} | {ttft:>11.1f} | {floor:>14.1f} | "
+                    f"{ttft - floor:>+8.1f} | {cpu:>20.3f}",
+                    flush=True,
+                )
+    finally:
+        upstream.terminate()
+        upstream.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=8796, help="our server's port")
+    parser.add_argument("--upstream-port", type=int, default=8795)
+    parser.add_argument("--interval-ms", type=float, default=10.0, help="between two tokens")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=4, help="requests per unit of concurrency")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_upstream:
+        asyncio.run(serve_upstream(args.upstream_port, args.interval_ms / 1000))
+    else:
+        run_all(args)
+
+
+if __name__ == "__main__":
+    main()
