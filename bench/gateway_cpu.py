@@ -28,6 +28,7 @@ import httpx
 import psutil
 
 from bench.compare import MODEL, TOKEN, Ours, Target, load
+from bench.remote import completion_event
 from bench.servers import serve_command, started
 
 SERVED = "steady"
@@ -41,11 +42,7 @@ class Straight(Target):
         return "/v1/completions", body
 
     def parse(self, event: dict[str, object]) -> tuple[str, int | None]:
-        usage = event.get("usage")
-        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
-        choices = event.get("choices")
-        text = str(choices[0].get("text") or "") if isinstance(choices, list) and choices else ""
-        return text, tokens
+        return completion_event(event)
 
 
 def chunk(index: int, last: bool) -> bytes:

@@ -72,13 +72,18 @@ class Direct(Target):
         return "/v1/completions", body
 
     def parse(self, event: dict[str, object]) -> tuple[str, int | None]:
-        usage = event.get("usage")
-        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
-        choices = event.get("choices")
-        text = ""
-        if isinstance(choices, list) and choices:
-            text = str(choices[0].get("text") or "")
-        return text, tokens
+        return completion_event(event)
+
+
+def completion_event(event: dict[str, object]) -> tuple[str, int | None]:
+    """The text of one streamed `/v1/completions` chunk and, on a usage chunk, the output tokens."""
+    usage = event.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    choices = event.get("choices")
+    text = ""
+    if isinstance(choices, list) and choices:
+        text = str(choices[0].get("text") or "")
+    return text, tokens
 
 
 @dataclass(frozen=True)
