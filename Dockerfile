@@ -28,7 +28,7 @@ COPY chat_templates/ chat_templates/
 COPY configs/ configs/
 
 # No extras: `.[gpu]` would reinstall vllm. Everything heavy (vllm, torch, transformers, fastapi)
-# is in the base already, so pip adds only what is missing (pydantic-settings, sse-starlette).
+# is in the base already, so pip adds only what is missing (pydantic-settings, fastapi-offline ...).
 # The check fails the build if anything replaced the base's vLLM or brought in the CPU build.
 RUN python3 -m pip install --no-cache-dir . \
     && python3 -c "import importlib.metadata as m; v = m.version('vllm'); assert v.split('+')[0] == '0.32.0', f'vllm {v}'" \

@@ -9,7 +9,7 @@ gateway alone, without the replicas of `bench.remote` taking its cores. For each
 `--rounds` runs of `--requests` streamed chat requests per unit of concurrency print output
 tokens/s, p50 time to first token and what the gateway adds to it (p50 TTFT less the stand-in's
 own: a client sending it the same request straight), and the gateway's CPU time per output token
-(psutil, user + system), then the medians.
+(psutil, user + system, its `--workers` processes included), then the medians.
 Run: `python -m bench.gateway_cpu` (`--help` for options).
 """
 
@@ -113,17 +113,28 @@ async def serve_upstream(port: int, interval_s: float) -> None:
         await server.serve_forever()
 
 
+def cpu_seconds(gateway: psutil.Process) -> float:
+    """User and system time of the server and its workers (`--workers`)."""
+    total = 0.0
+    for process in [gateway, *gateway.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def measure(
     target: Target, gateway: psutil.Process | None, concurrency: int, args: argparse.Namespace
 ) -> tuple[float, float, float]:
     """(output tokens/s, p50 TTFT ms, gateway CPU ms per output token) of one round."""
-    before = gateway.cpu_times() if gateway else None
+    before = cpu_seconds(gateway) if gateway else 0.0
     run = asyncio.run(load(target, concurrency, args.requests * concurrency, args.max_tokens))
     tokens = sum(sample.output_tokens for sample in run.samples)
     cpu_ms = 0.0
-    if gateway is not None and before is not None:
-        after = gateway.cpu_times()
-        cpu_ms = (after.user + after.system - before.user - before.system) * 1000 / max(tokens, 1)
+    if gateway is not None:
+        cpu_ms = (cpu_seconds(gateway) - before) * 1000 / max(tokens, 1)
     return run.output_tokens_per_s, run.p50_ttft_ms, cpu_ms
 
 
@@ -148,14 +159,14 @@ def run_all(args: argparse.Namespace) -> None:
         config.write_text(json.dumps({"models": [{"name": MODEL, "remote": remote}]}))
         env = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN}
         ours = Ours("workers-ai-local", f"http://127.0.0.1:{args.port}")
-        with started(
-            serve_command(config, args.port), ours.base_url + "/health", work / "server.log", env
-        ) as server:
+        command = [*serve_command(config, args.port), "--workers", str(args.workers)]
+        with started(command, ours.base_url + "/health", work / "server.log", env) as server:
             gateway = psutil.Process(server.pid)
             straight = Straight("steady upstream", upstream_url)
             print(
                 f"steady upstream: a token every {args.interval_ms} ms, {args.max_tokens} tokens "
-                f"a request, {args.requests} requests per unit of concurrency, {args.rounds} rounds"
+                f"a request, {args.requests} requests per unit of concurrency, "
+                f"{args.rounds} rounds, {args.workers} worker(s)"
             )
             header = (
                 f"{'conc.':>5} | {'tokens/s':>8} | {'p50 TTFT ms':>11} | "
@@ -186,6 +197,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4, help="requests per unit of concurrency")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1, help="our server's `--workers`")
     parser.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:

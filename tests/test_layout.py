@@ -77,7 +77,6 @@ HTTP_AND_API_FAMILIES = (
     "server.finetunes",
     "fastapi",
     "starlette",
-    "sse_starlette",
 )
 ROUTES_OWNER = "server/app.py"
 API_ROUTES = (

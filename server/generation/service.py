@@ -71,6 +71,8 @@ class PreparedRequest:
         return self.params.structured is not None
 
 
+MAX_UTF8_BYTES = 4  # of one character
+
 # Bodies holding more text than this are prepared on the long lane.
 LONG_BODY_CHARS = 64 * 1024
 # Bodies holding at most this much text, and no LoRA adapter, are prepared on the event loop
@@ -210,9 +212,12 @@ class TextGeneration:
         # A prompt that alone cannot fit is refused before tokenizing it (~0.3 s for 80k
         # tokens): its token floor, never over the true count, exceeds the window. One that
         # may fit is counted, so that a refusal near the limit states the exact estimate.
-        floor = model.engine.fewest_tokens(prompt)
-        if floor > model.context_window:
-            raise ContextWindowExceeded(floor + request.max_tokens, model.context_window)
+        # The floor never passes the prompt's UTF-8 bytes (4 a character at most): a prompt
+        # shorter than that needs none.
+        if MAX_UTF8_BYTES * len(prompt) > model.context_window:
+            floor = model.engine.fewest_tokens(prompt)
+            if floor > model.context_window:
+                raise ContextWindowExceeded(floor + request.max_tokens, model.context_window)
         prompt_token_ids = model.engine.encode(prompt)
         estimated = len(prompt_token_ids) + request.max_tokens
         if estimated > model.context_window:

@@ -4,7 +4,8 @@
     data: [DONE]\\n\\n                always last, whatever happened before
 
 A `StreamFormat` turns service events into JSON payloads (Workers AI's in
-`server.workers_ai.events`, OpenAI's in `server.openai_api.responses`); `sse_body` frames them.
+`server.workers_ai.events`, OpenAI's in `server.openai_api.responses`); `sse_body` frames them,
+one write for each service event's payloads, and the last event's with `[DONE]`.
 An error after the first byte cannot change the HTTP status any more: it becomes one in-band
 event, in the family's error shape, before `[DONE]`; so does the end of a graceful drain
 (`server.http.drain.until_drained`).
@@ -16,10 +17,11 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Protocol
 
-from sse_starlette import EventSourceResponse
+from fastapi.sse import EventSourceResponse
+from starlette.types import Send
 
 from server.errors import InternalError, WorkersAIError
-from server.generation.output import StreamEvent
+from server.generation.output import Finished, StreamEvent
 from server.http.drain import until_drained
 
 DONE = b"data: [DONE]\n\n"
@@ -49,27 +51,72 @@ def encode(payload: dict[str, Any]) -> bytes:
     return b"data: " + text.encode() + b"\n\n"
 
 
+def _encoded(payloads: list[dict[str, Any]]) -> bytes:
+    return b"".join(encode(payload) for payload in payloads)
+
+
 async def sse_body(
     events: AsyncGenerator[StreamEvent, None], stream_format: StreamFormat
 ) -> AsyncGenerator[bytes, None]:
-    """Encode service events as SSE, always ending with `[DONE]`."""
-    for payload in stream_format.opening():
-        yield encode(payload)
+    """Encode service events as SSE, always ending with `[DONE]`.
+
+    Each chunk is one write to the client: the payloads of one service event (the opening ones
+    with the first), and the last event's with `[DONE]`. The last event is sent as soon as it
+    comes; the events may still end afterwards (a remote engine reads its upstream's body to
+    the end), and nothing that happens then reaches the client any more.
+    """
+    pending = _encoded(stream_format.opening())
+    done = False
     try:
         async with aclosing(until_drained(events)) as guarded:
             async for event in guarded:
-                for payload in stream_format.payloads(event):
-                    yield encode(payload)
+                if done:
+                    continue
+                pending += _encoded(stream_format.payloads(event))
+                if isinstance(event, Finished):
+                    done = True
+                    yield pending + DONE
+                elif pending:
+                    yield pending
+                pending = b""
     except WorkersAIError as error:
-        yield encode(stream_format.error(error))
+        if done:
+            logger.warning("after a stream's last event: %s", error.message)
+            return
+        pending += encode(stream_format.error(error))
     except Exception:
+        if done:
+            logger.exception("after a stream's last event")
+            return
         # The status line is long gone: whatever failed, the client gets an error event and
         # `[DONE]`, never a stream cut short. (Cancellation is not an Exception: it propagates.)
         logger.exception("a stream failed after its first event")
-        yield encode(stream_format.error(InternalError()))
-    yield DONE
+        pending += encode(stream_format.error(InternalError()))
+    if not done:
+        yield pending + DONE
 
 
-def sse_response(body: AsyncGenerator[bytes, None], headers: dict[str, str]) -> EventSourceResponse:
-    # The body is framed already; sse-starlette only streams it (no pings, no re-framing).
-    return EventSourceResponse(body, headers=headers, ping=0, sep="\n")
+# No cache may keep a stream, and a proxy such as nginx must not buffer one.
+STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+class SSEResponse(EventSourceResponse):
+    """FastAPI's `text/event-stream` response (Starlette's streaming one) for a framed body.
+
+    Each chunk goes straight to the connection, with no timer, lock or task of its own: a
+    relayed token costs one write. A client that leaves cancels the body (Starlette listens
+    for the disconnect); the body is closed either way before the response ends, so the
+    engine's request is aborted at once rather than when the generator is collected.
+    """
+
+    def __init__(self, body: AsyncGenerator[bytes, None], headers: dict[str, str]) -> None:
+        super().__init__(body, headers={**STREAM_HEADERS, **headers})
+        self._body = body
+
+    async def stream_response(self, send: Send) -> None:
+        async with aclosing(self._body):
+            await super().stream_response(send)
+
+
+def sse_response(body: AsyncGenerator[bytes, None], headers: dict[str, str]) -> SSEResponse:
+    return SSEResponse(body, headers)

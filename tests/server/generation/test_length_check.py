@@ -24,12 +24,14 @@ class CountingEngine(FakeEngine):
     quarter of the true count (sound, and low enough to let the exact check speak too)."""
 
     encoded: int = 0
+    floored: int = 0
 
     def encode(self, text: str) -> list[int]:
         self.encoded += 1
         return super().encode(text)
 
     def fewest_tokens(self, text: str) -> int:
+        self.floored += 1
         return len(text) // 4
 
 
@@ -111,3 +113,14 @@ def test_one_token_more_is_refused_by_the_exact_count(
 
     assert_error(response, 413, 5021, estimate_error(WINDOW + 1))
     assert engine.encoded == 1
+
+
+def test_a_prompt_too_short_to_pass_the_window_needs_no_floor(
+    client: TestClient, engine: CountingEngine
+) -> None:
+    """The floor never passes the prompt's UTF-8 bytes, 4 a character at most."""
+    assert post(client, WINDOW // 4).status_code == 200
+    assert engine.floored == 0
+
+    assert post(client, WINDOW // 4 + 1).status_code == 200
+    assert engine.floored == 1

@@ -2,6 +2,8 @@
 
 data: <compact JSON>\\n\\n      per payload: the format's opening ones, then each event's
 data: [DONE]\\n\\n              always last; an error after the start is one in-band event
+
+Each chunk is one write to the client: one event's payloads, the last event's with `[DONE]`.
 """
 
 import asyncio
@@ -73,14 +75,19 @@ class Events:
             self.closed = True
 
 
-def body(events: Events, stream_format: TinyFormat | None = None) -> bytes:
-    """The whole SSE body, read to its end."""
+def chunks(events: Events, stream_format: TinyFormat | None = None) -> list[bytes]:
+    """The SSE body's chunks, read to its end."""
 
-    async def read() -> bytes:
-        chunks = sse_body(events.stream(), stream_format or TinyFormat())
-        return b"".join([chunk async for chunk in chunks])
+    async def read() -> list[bytes]:
+        body = sse_body(events.stream(), stream_format or TinyFormat())
+        return [chunk async for chunk in body]
 
     return asyncio.run(read())
+
+
+def body(events: Events, stream_format: TinyFormat | None = None) -> bytes:
+    """The whole SSE body, read to its end."""
+    return b"".join(chunks(events, stream_format))
 
 
 def payloads(raw: bytes) -> list[dict[str, Any]]:
@@ -218,3 +225,39 @@ def test_the_events_are_closed_when_the_stream_ends(failure: WorkersAIError | No
 
     assert events.closed
     assert events.exits == []
+
+
+def test_each_event_is_one_chunk_and_the_last_comes_with_done() -> None:
+    events = Events(
+        [TextChunk("a"), ReasoningChunk("hidden"), ToolCallChunk(CALL), Finished(USAGE)]
+    )
+
+    sent = chunks(events, TinyFormat([{"role": "assistant"}]))
+
+    assert sent == [
+        b'data: {"role":"assistant"}\n\ndata: {"text":"a"}\n\n',
+        b'data: {"call":"get_weather"}\n\ndata: {"arguments":{"city":"Paris"}}\n\n',
+        b'data: {"usage":5}\n\n' + DONE,
+    ]
+
+
+def test_an_error_ends_the_stream_in_the_chunk_of_done() -> None:
+    sent = chunks(Events([TextChunk("a")], failure=RequestTimeout()))
+
+    assert sent[-1].endswith(DONE)
+    assert payloads(sent[-1]) == [{"error": {"code": 3007, "message": RequestTimeout().message}}]
+
+
+def test_after_the_last_event_the_events_run_to_their_end_unseen(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The last event goes out with `[DONE]` at once; what the events do after it (a remote
+    engine reads the rest of its upstream's body) neither delays nor changes the stream."""
+    events = Events([Finished(USAGE), TextChunk("late")], failure=InternalError())
+
+    sent = chunks(events)
+
+    assert sent == [b'data: {"usage":5}\n\n' + DONE]
+    assert events.sent == 2  # read to the end, not closed early
+    assert events.exits == []
+    assert "after a stream's last event" in caplog.text
