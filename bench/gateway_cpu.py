@@ -28,7 +28,7 @@ import httpx
 import psutil
 
 from bench.compare import MODEL, TOKEN, Ours, Target, load
-from bench.remote import completion_event
+from bench.remote import completion_event, cpu_s
 from bench.servers import serve_command, started
 
 SERVED = "steady"
@@ -113,28 +113,16 @@ async def serve_upstream(port: int, interval_s: float) -> None:
         await server.serve_forever()
 
 
-def cpu_seconds(gateway: psutil.Process) -> float:
-    """User and system time of the server and its workers (`--workers`)."""
-    total = 0.0
-    for process in [gateway, *gateway.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def measure(
     target: Target, gateway: psutil.Process | None, concurrency: int, args: argparse.Namespace
 ) -> tuple[float, float, float]:
     """(output tokens/s, p50 TTFT ms, gateway CPU ms per output token) of one round."""
-    before = cpu_seconds(gateway) if gateway else 0.0
+    before = cpu_s(gateway) if gateway else 0.0
     run = asyncio.run(load(target, concurrency, args.requests * concurrency, args.max_tokens))
     tokens = sum(sample.output_tokens for sample in run.samples)
     cpu_ms = 0.0
     if gateway is not None:
-        cpu_ms = (cpu_seconds(gateway) - before) * 1000 / max(tokens, 1)
+        cpu_ms = (cpu_s(gateway) - before) * 1000 / max(tokens, 1)
     return run.output_tokens_per_s, run.p50_ttft_ms, cpu_ms
 
 

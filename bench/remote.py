@@ -16,11 +16,15 @@ token of our server's process (psutil) and of the router. The replicas' own time
 (their metrics) is taken out of each path's mean time to first token, which leaves the time each
 way there and back adds, free of the replicas' queueing; our server's own metrics give the part
 it spends preparing each request before the upstream sees it.
+On this CPU build the engines compute on the cores the HTTP processes need; `--engines-behind`
+(root) puts them in a CPU cgroup of the least weight, so that the HTTP processes of both paths
+run first, as beside GPUs (`engines_behind`).
 Run: `python -m bench.remote` (`--help` for options).
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -116,8 +120,13 @@ class Measured:
 
 
 def cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+    """User and system time of a server and its children (`--workers`)."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = member.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def histogram(urls: list[str], name: str) -> tuple[float, float]:
@@ -227,14 +236,18 @@ def run_all(args: argparse.Namespace) -> None:
     env = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN}
     results: dict[int, list[tuple[Measured, Measured]]] = {}
     with ExitStack() as stack:
+        if args.engines_behind:
+            stack.callback(remove_engines_cgroup)  # after the replicas have stopped
         print("starting 2 replicas and vllm-router ...", flush=True)
         qwq = stack.enter_context(replicas([spec, spec], cache_dir, work / "published", work))
         front = stack.enter_context(router(qwq, work))
+        if args.engines_behind:
+            print(engines_behind([replica.process.pid for replica in qwq]), flush=True)
         config = work / "remote.yaml"
         config.write_text(json.dumps({"models": [remote_model(MODEL, front.url, spec, work)]}))
         print("starting workers-ai-local in remote mode ...", flush=True)
         ours = Ours("workers-ai-local", f"http://127.0.0.1:{args.port}")
-        command = serve_command(config, args.port)
+        command = [*serve_command(config, args.port), "--workers", str(args.workers)]
         server = stack.enter_context(
             started(command, ours.base_url + "/health", work / "server.log", env)
         )
@@ -265,6 +278,56 @@ def run_all(args: argparse.Namespace) -> None:
                     flush=True,
                 )
     report(results, args)
+
+
+ENGINES_CGROUP = "workers-ai-local-bench-engines"
+
+
+def engines_behind(replica_pids: list[int]) -> str:
+    """Move the replicas' engine processes (`VLLM::EngineCore`, `VLLM::Worker`) into a CPU
+    cgroup of the least weight (`remove_engines_cgroup` once they are gone); what was done.
+
+    On a GPU box the engines compute on the GPUs and leave the host's cores to the HTTP
+    processes: the replicas' API servers, the router, this server and the clients. Here they
+    compute on the same two cores, and every HTTP process of either path can wait hundreds of
+    ms for a core (Linux shares the CPU between sessions first, and each server is a session:
+    nice values do not reach across). In a cgroup of weight 1 (cgroup v2) or 2 shares (v1), the
+    engines still take every cycle the HTTP processes leave idle, and those run first, as
+    beside GPUs. Needs root."""
+    engines = [
+        child
+        for pid in replica_pids
+        for child in psutil.Process(pid).children(recursive=True)
+        if child.name().startswith("VLLM::")
+    ]
+    v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+    try:
+        if (v1 / "cpu.shares").exists():
+            group = v1 / ENGINES_CGROUP
+            group.mkdir(exist_ok=True)
+            (group / "cpu.shares").write_text("2")
+            for thread in (thread for engine in engines for thread in engine.threads()):
+                with contextlib.suppress(ProcessLookupError):
+                    (group / "tasks").write_text(str(thread.id))
+        elif (v2 / "cgroup.controllers").exists():
+            group = v2 / ENGINES_CGROUP
+            (v2 / "cgroup.subtree_control").write_text("+cpu")
+            group.mkdir(exist_ok=True)
+            (group / "cpu.weight").write_text("1")
+            for engine in engines:
+                with contextlib.suppress(ProcessLookupError):
+                    (group / "cgroup.procs").write_text(str(engine.pid))
+        else:
+            raise SystemExit("--engines-behind: no cgroup cpu controller found")
+    except PermissionError:
+        raise SystemExit("--engines-behind needs root (it writes to /sys/fs/cgroup)") from None
+    return f"{len(engines)} engine processes in the cgroup {group}"
+
+
+def remove_engines_cgroup() -> None:
+    for root in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")):
+        with contextlib.suppress(OSError):
+            (root / ENGINES_CGROUP).rmdir()
 
 
 def describe(name: str, measured: Measured) -> str:
@@ -342,6 +405,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument(
         "--rounds", type=even_rounds, default=8, help="alternating rounds per concurrency (even)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="our server's `--workers`")
+    parser.add_argument(
+        "--engines-behind",
+        action="store_true",
+        help="run the replicas' engines in a CPU cgroup of the least weight, so that the HTTP "
+        "processes of both paths run first, as beside GPUs (root)",
     )
     run_all(parser.parse_args())
 

@@ -30,10 +30,19 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
 def started(
     command: list[str], health_url: str, log: Path, env: dict[str, str], cwd: Path = REPO
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `command` (its output to `log`) until the block ends; yields the process."""
+    """Run `command` (its output to `log`) until the block ends; yields the process.
+
+    The server gets a session of its own, as the replicas and the router of `bench.remote` do:
+    Linux's scheduler (autogroup) shares the CPU between sessions first, so a server left in
+    the benchmark's session would share one session's part with the benchmark's client."""
     with log.open("wb") as output:
         process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         wait_healthy(health_url, process)
