@@ -34,6 +34,13 @@ def test_stream_framing(client: TestClient, model: str) -> None:
     }
 
 
+def test_a_stream_is_neither_cached_nor_buffered_by_proxies(client: TestClient) -> None:
+    response = client.post(run_url(QWQ), json={"stream": True, "prompt": "Hi"}, headers=AUTH)
+
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-accel-buffering"] == "no"
+
+
 def test_stream_messages_form(client: TestClient) -> None:
     _, _, body = stream(client, QWQ, messages=[{"role": "user", "content": "Hi"}], max_tokens=1)
 
