@@ -28,7 +28,8 @@ import httpx
 import psutil
 
 from bench.compare import MODEL, TOKEN, Ours, Target, load
-from bench.remote import completion_event, cpu_s
+from bench.machine import cpu_s
+from bench.remote import completion_event
 from bench.servers import serve_command, started
 
 SERVED = "steady"

@@ -1,0 +1,67 @@
+"""The benchmark machine's processes: the CPU time they use, and the engines kept behind the
+HTTP processes on the cores they share (`bench.remote --engines-behind`)."""
+
+import contextlib
+from pathlib import Path
+
+import psutil
+
+
+def cpu_s(process: psutil.Process) -> float:
+    """User and system time of a server and its children (`--workers`)."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = member.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+ENGINES_CGROUP = "workers-ai-local-bench-engines"
+
+
+def engines_behind(replica_pids: list[int]) -> str:
+    """Move the replicas' engine processes (`VLLM::EngineCore`, `VLLM::Worker`) into a CPU
+    cgroup of the least weight (`remove_engines_cgroup` once they are gone); what was done.
+
+    On a GPU box the engines compute on the GPUs and leave the host's cores to the HTTP
+    processes: the replicas' API servers, the router, this server and the clients. Here they
+    compute on the same two cores, and every HTTP process of either path can wait hundreds of
+    ms for a core (Linux shares the CPU between sessions first, and each server is a session:
+    nice values do not reach across). In a cgroup of weight 1 (cgroup v2) or 2 shares (v1), the
+    engines still take every cycle the HTTP processes leave idle, and those run first, as
+    beside GPUs. Needs root."""
+    engines = [
+        child
+        for pid in replica_pids
+        for child in psutil.Process(pid).children(recursive=True)
+        if child.name().startswith("VLLM::")
+    ]
+    v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+    try:
+        if (v1 / "cpu.shares").exists():
+            group = v1 / ENGINES_CGROUP
+            group.mkdir(exist_ok=True)
+            (group / "cpu.shares").write_text("2")
+            for thread in (thread for engine in engines for thread in engine.threads()):
+                with contextlib.suppress(ProcessLookupError):
+                    (group / "tasks").write_text(str(thread.id))
+        elif (v2 / "cgroup.controllers").exists():
+            group = v2 / ENGINES_CGROUP
+            (v2 / "cgroup.subtree_control").write_text("+cpu")
+            group.mkdir(exist_ok=True)
+            (group / "cpu.weight").write_text("1")
+            for engine in engines:
+                with contextlib.suppress(ProcessLookupError):
+                    (group / "cgroup.procs").write_text(str(engine.pid))
+        else:
+            raise SystemExit("--engines-behind: no cgroup cpu controller found")
+    except PermissionError:
+        raise SystemExit("--engines-behind needs root (it writes to /sys/fs/cgroup)") from None
+    return f"{len(engines)} engine processes in the cgroup {group}"
+
+
+def remove_engines_cgroup() -> None:
+    for root in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")):
+        with contextlib.suppress(OSError):
+            (root / ENGINES_CGROUP).rmdir()
