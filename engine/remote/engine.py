@@ -46,6 +46,7 @@ from typing import Any
 
 import aiohttp
 
+from engine.encoding import prompt_encoder
 from engine.errors import (
     EngineBusyError,
     EngineDeadError,
@@ -115,6 +116,7 @@ class RemoteEngine:
         self._publisher = publisher
         self._zero_adapter = zero_adapter
         self._health = HealthProbe(client, config.health_path)
+        self._encode = prompt_encoder(checkpoint.tokenizer)
         self._in_flight = 0
 
     @classmethod
@@ -156,8 +158,7 @@ class RemoteEngine:
         return cls(config, name, checkpoint, client, max_model_len, publisher, zero_adapter)
 
     def encode(self, text: str) -> list[int]:
-        ids: list[int] = self._checkpoint.tokenizer.encode(text, add_special_tokens=False)
-        return ids
+        return self._encode(text)
 
     def fewest_tokens(self, text: str) -> int:
         return self._checkpoint.floor.fewest_tokens(text)

@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from engine.config import EngineConfig
+from engine.encoding import prompt_encoder
 from engine.errors import (
     EngineBusyError,
     EngineDeadError,
@@ -83,6 +84,7 @@ class VllmEngine:
         self._metrics = metrics
         self._name = name
         self._tokenizer = llm.get_tokenizer()
+        self._encode = prompt_encoder(self._tokenizer)
         self._floor: TokenFloor | None = None  # read from the tokenizer on first use
         self._defaults: dict[str, Any] = llm.model_config.get_diff_sampling_param()
         self._adapters: VllmAdapters | None = None
@@ -126,10 +128,7 @@ class VllmEngine:
         return engine
 
     def encode(self, text: str) -> list[int]:
-        # transformers encodes through the backend's `encode_batch`, which releases the GIL:
-        # the event loop keeps running while a long prompt is tokenized in another thread.
-        ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False)
-        return ids
+        return self._encode(text)
 
     def fewest_tokens(self, text: str) -> int:
         return self._token_floor().fewest_tokens(text)

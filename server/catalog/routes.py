@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 
 from server.catalog.search import SearchQuery, parse_search_query, with_swap_states
 from server.errors import success_envelope
-from server.http.state import Authenticated, Served, ServedAccount, ServedCatalog
+from server.http.state import AuthorizedAccount, Served, ServedCatalog
 
-router = APIRouter(dependencies=[Authenticated, ServedAccount])
+router = APIRouter(dependencies=[AuthorizedAccount])
 
 # Declared as strings so that a bad value is refused by `parse_search_query` with a message
 # naming the parameter, rather than by FastAPI's generic validation error.

@@ -17,9 +17,9 @@ from server.errors import ClientDisconnected, success_envelope
 from server.finetunes.schemas import PublicQuery, parse_create, parse_public_query
 from server.finetunes.uploads import upload_asset
 from server.http.body import read_json
-from server.http.state import Authenticated, FinetuneRegistry, ServedAccount
+from server.http.state import AuthorizedAccount, FinetuneRegistry
 
-router = APIRouter(dependencies=[Authenticated, ServedAccount])
+router = APIRouter(dependencies=[AuthorizedAccount])
 
 FINETUNES = "/accounts/{account_id}/ai/finetunes"
 ASSETS = FINETUNES + "/{finetune}/finetune-assets"

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from server.errors import ClientDisconnected, InternalError, WorkersAIError
 from server.generation.output import Finished, StreamEvent
 from server.generation.service import Collected, PreparedRequest, TextGeneration, collect
-from server.http.cancellation import cancel_on_disconnect
+from server.http.cancellation import DisconnectWatch
 from server.http.exact_json import ExactJSONResponse
 from server.http.sse import StreamFormat, sse_body, sse_response
 from server.request_context import current_request, note_error, note_first_event, note_usage
@@ -46,10 +46,20 @@ async def respond(
     """`response_id` is unique to this response (the OpenAI `id`, or a fresh uuid)."""
     headers = response_headers(prepared)
     events = _recorded(service.events(prepared, engine_request_id(response_id)))
+    watch = DisconnectWatch(request.receive)
     if prepared.stream:
-        stream = await start_stream(request, events)
-        return sse_response(sse_body(stream, response_format), headers)
-    output = await cancel_on_disconnect(request, collect(events))
+        try:
+            stream = await start_stream(watch, events)
+        except BaseException:
+            watch.close()
+            raise
+        # The response goes on listening, and stops when it has been sent.
+        return sse_response(sse_body(stream, response_format), headers, watch)
+    try:
+        async with watch.guard():
+            output = await collect(events)
+    finally:
+        watch.close()
     return ExactJSONResponse(response_format.body(output), headers=headers)
 
 
@@ -71,10 +81,15 @@ def engine_request_id(response_id: str) -> str:
 
 
 async def start_stream(
-    request: Request, events: AsyncGenerator[StreamEvent, None]
+    watch: DisconnectWatch, events: AsyncGenerator[StreamEvent, None]
 ) -> AsyncGenerator[StreamEvent, None]:
     """Wait for the first event before answering; return the whole stream."""
-    first = await cancel_on_disconnect(request, anext(events))
+    try:
+        async with watch.guard():
+            first = await anext(events)
+    except BaseException:
+        await events.aclose()  # the engine request is aborted before the error is answered
+        raise
     return _prepend(first, events)
 
 

@@ -18,10 +18,11 @@ from contextlib import aclosing
 from typing import Any, Protocol
 
 from fastapi.sse import EventSourceResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
-from server.errors import InternalError, WorkersAIError
+from server.errors import ClientDisconnected, InternalError, WorkersAIError
 from server.generation.output import Finished, StreamEvent
+from server.http.cancellation import DisconnectWatch
 from server.http.drain import until_drained
 
 DONE = b"data: [DONE]\n\n"
@@ -45,10 +46,13 @@ class StreamFormat(Protocol):
         ...
 
 
+# `json.dumps` with these options builds an encoder for every call, that is for every token.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(payload: dict[str, Any]) -> bytes:
     """One SSE event: `data: <compact JSON>` and a blank line."""
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return b"data: " + text.encode() + b"\n\n"
+    return b"data: " + _COMPACT_JSON.encode(payload).encode() + b"\n\n"
 
 
 def _encoded(payloads: list[dict[str, Any]]) -> bytes:
@@ -104,19 +108,49 @@ class SSEResponse(EventSourceResponse):
     """FastAPI's `text/event-stream` response (Starlette's streaming one) for a framed body.
 
     Each chunk goes straight to the connection, with no timer, lock or task of its own: a
-    relayed token costs one write. A client that leaves cancels the body (Starlette listens
-    for the disconnect); the body is closed either way before the response ends, so the
-    engine's request is aborted at once rather than when the generator is collected.
+    relayed token costs one write. A client that leaves ends the writing (the request's
+    `DisconnectWatch`, which listened while the first event was awaited); the body is closed
+    either way before the response ends, so the engine's request is aborted at once rather than
+    when the generator is collected.
     """
 
-    def __init__(self, body: AsyncGenerator[bytes, None], headers: dict[str, str]) -> None:
+    def __init__(
+        self, body: AsyncGenerator[bytes, None], headers: dict[str, str], watch: DisconnectWatch
+    ) -> None:
         super().__init__(body, headers={**STREAM_HEADERS, **headers})
         self._body = body
+        self._watch = watch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with self._watch.guard():
+                await self.stream_response(send)
+        except ClientDisconnected:
+            pass  # nobody reads the rest; the access line notes the client left
+        finally:
+            self._watch.close()
 
     async def stream_response(self, send: Send) -> None:
+        """Starlette's, except that the chunk with `[DONE]` ends the response itself (one write
+        less per request); the body is then read to its end, unsent."""
         async with aclosing(self._body):
-            await super().stream_response(send)
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send({**start, "headers": self.raw_headers})
+            ended = False
+            async for chunk in self._body:
+                if ended:
+                    continue
+                ended = chunk.endswith(DONE)  # always the last chunk (`sse_body`)
+                if ended:
+                    # The disconnect uvicorn reports once a response is complete is not the
+                    # client leaving: stop listening before completing it.
+                    self._watch.close()
+                await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+            if not ended:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def sse_response(body: AsyncGenerator[bytes, None], headers: dict[str, str]) -> SSEResponse:
-    return SSEResponse(body, headers)
+def sse_response(
+    body: AsyncGenerator[bytes, None], headers: dict[str, str], watch: DisconnectWatch
+) -> SSEResponse:
+    return SSEResponse(body, headers, watch)

@@ -13,12 +13,12 @@ from fastapi.responses import JSONResponse
 
 from server.http.body import read_json, requested_timeout, session_affinity
 from server.http.respond import respond
-from server.http.state import Authenticated, Served, ServedAccount, TextGenerationService
+from server.http.state import AuthorizedAccount, Served, TextGenerationService
 from server.openai_api.requests import chat_request, completion_request
 from server.openai_api.responses import ChatCompletion, TextCompletion, include_usage, new_id
 
-router = APIRouter(dependencies=[Authenticated, ServedAccount])
-gateway = APIRouter(dependencies=[Authenticated, ServedAccount])
+router = APIRouter(dependencies=[AuthorizedAccount])
+gateway = APIRouter(dependencies=[AuthorizedAccount])
 
 
 @router.post("/accounts/{account_id}/ai/v1/chat/completions")

@@ -23,8 +23,20 @@ PADDING = "abcdefghijklmnopqrstuvwxyz0123456789" * 2
 MAX_PADDING = 50
 
 
+# Random bytes drawn from the OS 4 KiB at a time: `secrets.randbelow` would ask it once per event.
+_RANDOM_BATCH = 4096
+_UNBIASED_BELOW = 256 - 256 % (MAX_PADDING + 1)  # bytes from here up would favour short lengths
+_random = bytearray()
+
+
 def padding() -> str:
-    return PADDING[: secrets.randbelow(MAX_PADDING + 1)]
+    """A random-length prefix of PADDING, 0 to MAX_PADDING characters, each length as likely."""
+    while True:
+        if not _random:
+            _random.extend(secrets.token_bytes(_RANDOM_BATCH))
+        byte = _random.pop()
+        if byte < _UNBIASED_BELOW:
+            return PADDING[: byte % (MAX_PADDING + 1)]
 
 
 def event_payload(event: StreamEvent, *, include_reasoning: bool) -> dict[str, Any] | None:

@@ -20,11 +20,11 @@ from server.errors import BadInput
 from server.generation.service import TextGeneration
 from server.http.body import read_json, requested_timeout, session_affinity
 from server.http.respond import respond
-from server.http.state import Authenticated, ServedAccount, TextGenerationService
+from server.http.state import AuthorizedAccount, TextGenerationService
 from server.workers_ai.events import WorkersAIFormat
 
-router = APIRouter(dependencies=[Authenticated, ServedAccount])
-gateway = APIRouter(dependencies=[Authenticated, ServedAccount])
+router = APIRouter(dependencies=[AuthorizedAccount])
+gateway = APIRouter(dependencies=[AuthorizedAccount])
 
 GATEWAY = "/v1/{account_id}/{gateway_id}/workers-ai"
 

@@ -49,13 +49,17 @@ async def post(
     headers: Mapping[str, str] | None = None,
     leave_after_chunks: int | None = None,
     exchange: Exchange | None = None,
+    leave_after_s: float | None = None,
 ) -> Exchange:
     """POST `body` as JSON; with `leave_after_chunks`, disconnect once that many body chunks
-    have been sent (the client leaves; the app sees `http.disconnect`). The app's messages go
-    to `exchange` (a new one by default) as they are sent."""
+    have been sent, with `leave_after_s` after that long (the client leaves; the app sees
+    `http.disconnect`). As uvicorn does, `receive` also reports a disconnect once the response
+    is complete. The app's messages go to `exchange` (a new one by default) as they are sent."""
     exchange = Exchange() if exchange is None else exchange
     left = asyncio.Event()
     requested = False
+    if leave_after_s is not None:
+        asyncio.get_running_loop().call_later(leave_after_s, left.set)
 
     async def receive() -> Message:
         nonlocal requested
@@ -69,6 +73,8 @@ async def post(
         exchange.messages.append(message)
         chunks = sum(1 for m in exchange.messages if m["type"] == "http.response.body")
         if leave_after_chunks is not None and chunks >= leave_after_chunks:
+            left.set()
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
             left.set()
 
     raw_headers = [
