@@ -26,6 +26,7 @@ from server.errors import (
     NotSupportedYet,
     RequestTimeout,
 )
+from server.generation.interruptible import Interruptible
 from server.generation.json_mode import RawJson, parse_json_output, structured_output
 from server.generation.lora import resolve_lora
 from server.generation.output import (
@@ -256,39 +257,35 @@ class TextGeneration:
         return model.spec
 
     async def events(
-        self, request: PreparedRequest, request_id: str
+        self, request: PreparedRequest, request_id: str, steps: Interruptible | None = None
     ) -> AsyncGenerator[StreamEvent, None]:
         """Shaped output as the engine produces it, then one Finished with usage.
 
         Engine failures, the request deadline and unmet JSON mode surface as WorkersAIError.
-        Closing the iterator (client gone) aborts the engine request.
+        Closing the iterator (client gone) aborts the engine request. `steps` ends the waits
+        for the engine (the deadline ends them with RequestTimeout); a caller may end them too.
         """
+        steps = Interruptible() if steps is None else steps
         shaper = OutputShaper(request.plan)
         json_text: list[str] = []
         completion_tokens = 0
         finish_reason = None
-        deadline = asyncio.get_running_loop().time() + request.timeout_s
+        loop = asyncio.get_running_loop()
+        # One timer for the whole request; it ends the step under way, never a `yield`: a
+        # timeout must cancel the engine request, not whatever the consumer is awaiting.
+        deadline = loop.call_at(loop.time() + request.timeout_s, steps.end, RequestTimeout())
         deltas = request.model.engine.generate(request.prompt_token_ids, request.params, request_id)
         try:
             async with aclosing(deltas):
                 if request.params.adapter is not None:
-                    async with asyncio.timeout_at(deadline):
-                        await request.model.engine.load_adapter(request.params.adapter)
-                while True:
-                    # The deadline guards each step, never a `yield`: a timeout must cancel the
-                    # engine request, not whatever the consumer is awaiting.
-                    async with asyncio.timeout_at(deadline):
-                        delta = await anext(deltas, None)
-                    if delta is None:
-                        break
+                    await steps.step(request.model.engine.load_adapter(request.params.adapter))
+                while (delta := await steps.step(anext(deltas, None))) is not None:
                     completion_tokens += delta.token_count
                     finish_reason = delta.finish_reason or finish_reason
                     for event in shaper.feed(delta.text):
                         if isinstance(event, TextChunk):
                             json_text.append(event.text)
                         yield event
-        except TimeoutError:
-            raise RequestTimeout() from None
         except EngineRequestError as error:
             raise BadInput(str(error)) from None
         except EngineBusyError:
@@ -298,6 +295,8 @@ class TextGeneration:
             raise EngineUnavailable() from None
         except EngineError:
             raise InternalError() from None
+        finally:
+            deadline.cancel()
         for event in shaper.finish():
             if isinstance(event, TextChunk):
                 json_text.append(event.text)

@@ -8,30 +8,32 @@ waits for the admitted requests for up to the grace period (`drain_timeout_s`); 
 second signal) cuts it short. When the drain is over, what still runs is ended:
 
 - a request that has not started answering is cancelled and gets the 503 envelope (`DrainGate`);
-- a stream gets the in-band error and `[DONE]`: `until_drained` guards each step of the SSE
-  writer, and cancelling the step cancels its engine request.
+- a stream gets the in-band error and `[DONE]`: `ended_by_drain` hands the drain the stream's
+  `Interruptible`, whose step under way (a wait for the engine) raises ShuttingDown, which
+  aborts its engine request.
 
-Ending is a timeout fired early (`asyncio.timeout(None)`, rescheduled to now), never a bare task
-cancellation: the block that is ended knows it was the drain, and nothing else is cancelled.
+Ending is a timeout fired early (`asyncio.timeout(None)`, rescheduled to now) or a step ended,
+never a bare task cancellation: what is ended knows it was the drain, and nothing else is
+cancelled.
 """
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Iterator
-from contextlib import aclosing, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import ShuttingDown
+from server.generation.interruptible import Interruptible
 from server.request_context import note_error
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 DrainState = Literal["serving", "draining", "over"]
 # Answered while draining, as before it: they report on the server, the drain included.
 UNGATED_PATHS = frozenset({"/health", "/metrics"})
@@ -51,6 +53,7 @@ class Drain:
         self._idle = asyncio.Event()
         self._forced = asyncio.Event()
         self._endable: set[asyncio.Timeout] = set()
+        self._streams: set[Interruptible] = set()
 
     @property
     def state(self) -> DrainState:
@@ -95,6 +98,8 @@ class Drain:
             logger.warning("drain over: ending %d request(s) still running", self._running)
             for block in list(self._endable):
                 _fire(block)
+            for steps in list(self._streams):
+                steps.end(ShuttingDown())
             try:
                 async with asyncio.timeout(ENDING_S):
                     await self._idle.wait()
@@ -117,21 +122,6 @@ class Drain:
     def endable(self, block: asyncio.Timeout) -> "_Endable":
         """Register an entered `asyncio.timeout(None)` block for the end of the drain."""
         return _Endable(self, block)
-
-    async def next_or_end(self, events: AsyncGenerator[T, None]) -> T:
-        """The next item of `events`; ShuttingDown if the drain ends first (the step is
-        cancelled, so is the engine request under it). StopAsyncIteration at the end."""
-        if self._state == "over":
-            raise ShuttingDown()
-        block = asyncio.timeout(None)
-        try:
-            async with block:
-                with self.endable(block):
-                    return await anext(events)
-        except TimeoutError:
-            if block.expired():
-                raise ShuttingDown() from None
-            raise
 
 
 class _Endable:
@@ -157,26 +147,21 @@ def _fire(block: asyncio.Timeout) -> None:
         block.reschedule(asyncio.get_running_loop().time())
 
 
-async def until_drained(events: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
-    """`events`, ended with ShuttingDown when the drain the request was admitted under ends.
-
-    Each step is guarded, never a `yield`: the end must cancel the generation, not whatever
-    the consumer (the response writer) is awaiting."""
+@contextmanager
+def ended_by_drain(steps: Interruptible) -> Iterator[None]:
+    """Within the block, the end of the drain the request was admitted under ends `steps` (a
+    stream's waits for its engine) with ShuttingDown."""
     drain = _admitted_under.get()
-    async with aclosing(events):
-        if drain is None:
-            async for event in events:
-                yield event
-            return
-        while True:
-            try:
-                event = await drain.next_or_end(events)
-            except StopAsyncIteration:
-                return
-            except ShuttingDown:
-                note_error(ShuttingDown.code)
-                raise
-            yield event
+    if drain is None:
+        yield
+        return
+    if drain.state == "over":
+        steps.end(ShuttingDown())
+    drain._streams.add(steps)
+    try:
+        yield
+    finally:
+        drain._streams.discard(steps)
 
 
 class DrainGate:
@@ -208,7 +193,7 @@ class DrainGate:
                 return  # ended before it answered: the 503 below answers instead
             if message["type"] == "http.response.start":
                 started = True
-                endable.release()  # a stream ends in-band (`until_drained`), nothing else
+                endable.release()  # a stream ends in-band (`ended_by_drain`), nothing else
             await send(message)
 
         try:

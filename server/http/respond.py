@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.errors import ClientDisconnected, InternalError, WorkersAIError
+from server.generation.interruptible import Interruptible
 from server.generation.output import Finished, StreamEvent
 from server.generation.service import Collected, PreparedRequest, TextGeneration, collect
 from server.http.cancellation import DisconnectWatch
@@ -45,7 +46,8 @@ async def respond(
 ) -> Response:
     """`response_id` is unique to this response (the OpenAI `id`, or a fresh uuid)."""
     headers = response_headers(prepared)
-    events = _recorded(service.events(prepared, engine_request_id(response_id)))
+    steps = Interruptible()  # its deadline ends them, and the drain a stream's
+    events = _recorded(service.events(prepared, engine_request_id(response_id), steps))
     watch = DisconnectWatch(request.receive)
     if prepared.stream:
         try:
@@ -54,7 +56,7 @@ async def respond(
             watch.close()
             raise
         # The response goes on listening, and stops when it has been sent.
-        return sse_response(sse_body(stream, response_format), headers, watch)
+        return sse_response(sse_body(stream, response_format, steps), headers, watch)
     try:
         async with watch.guard():
             output = await collect(events)

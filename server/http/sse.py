@@ -8,22 +8,23 @@ A `StreamFormat` turns service events into JSON payloads (Workers AI's in
 one write for each service event's payloads, and the last event's with `[DONE]`.
 An error after the first byte cannot change the HTTP status any more: it becomes one in-band
 event, in the family's error shape, before `[DONE]`; so does the end of a graceful drain
-(`server.http.drain.until_drained`).
+(`server.http.drain.ended_by_drain`).
 """
 
 import json
 import logging
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
+from contextlib import aclosing, nullcontext
 from typing import Any, Protocol
 
 from fastapi.sse import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
 from server.errors import ClientDisconnected, InternalError, WorkersAIError
+from server.generation.interruptible import Interruptible
 from server.generation.output import Finished, StreamEvent
 from server.http.cancellation import DisconnectWatch
-from server.http.drain import until_drained
+from server.http.drain import ended_by_drain
 
 DONE = b"data: [DONE]\n\n"
 
@@ -60,29 +61,33 @@ def _encoded(payloads: list[dict[str, Any]]) -> bytes:
 
 
 async def sse_body(
-    events: AsyncGenerator[StreamEvent, None], stream_format: StreamFormat
+    events: AsyncGenerator[StreamEvent, None],
+    stream_format: StreamFormat,
+    steps: Interruptible | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """Encode service events as SSE, always ending with `[DONE]`.
 
     Each chunk is one write to the client: the payloads of one service event (the opening ones
     with the first), and the last event's with `[DONE]`. The last event is sent as soon as it
     comes; the events may still end afterwards (a remote engine reads its upstream's body to
-    the end), and nothing that happens then reaches the client any more.
+    the end), and nothing that happens then reaches the client any more. `steps`, the waits
+    under `events`, are handed to the drain, which ends them when it is over.
     """
     pending = _encoded(stream_format.opening())
     done = False
     try:
-        async with aclosing(until_drained(events)) as guarded:
-            async for event in guarded:
-                if done:
-                    continue
-                pending += _encoded(stream_format.payloads(event))
-                if isinstance(event, Finished):
-                    done = True
-                    yield pending + DONE
-                elif pending:
-                    yield pending
-                pending = b""
+        with nullcontext() if steps is None else ended_by_drain(steps):
+            async with aclosing(events):
+                async for event in events:
+                    if done:
+                        continue
+                    pending += _encoded(stream_format.payloads(event))
+                    if isinstance(event, Finished):
+                        done = True
+                        yield pending + DONE
+                    elif pending:
+                        yield pending
+                    pending = b""
     except WorkersAIError as error:
         if done:
             logger.warning("after a stream's last event: %s", error.message)
