@@ -31,8 +31,8 @@ GATEWAY = "/v1/{account_id}/{gateway_id}/workers-ai"
 
 @router.post("/accounts/{account_id}/ai/run/{model:path}")
 @gateway.post(GATEWAY + "/run/{model:path}")
-async def run_model(model: str, request: Request, service: TextGenerationService) -> Response:
-    return await run(request, service, model, await read_json(request))
+async def run_model(request: Request, service: TextGenerationService) -> Response:
+    return await run(request, service, path_model(request), await read_json(request))
 
 
 @router.post("/accounts/{account_id}/ai/run")
@@ -45,8 +45,15 @@ async def run_universal(request: Request, service: TextGenerationService) -> Res
 
 
 @gateway.post(GATEWAY + "/{model:path}")
-async def run_model_bare(model: str, request: Request, service: TextGenerationService) -> Response:
-    return await run(request, service, model, await read_json(request))
+async def run_model_bare(request: Request, service: TextGenerationService) -> Response:
+    return await run(request, service, path_model(request), await read_json(request))
+
+
+def path_model(request: Request) -> str:
+    """The `{model}` of the path, read by hand: as a declared parameter FastAPI would validate
+    it on every request (the OpenAPI document lists it, from the path)."""
+    model: str = request.path_params["model"]
+    return model
 
 
 async def run(request: Request, service: TextGeneration, model: str, body: Any) -> Response:
