@@ -28,6 +28,7 @@ from server.generation.registry import bind_models, start_engines, watch_engines
 from server.generation.service import TextGeneration
 from server.http import docs_ui, metrics, openapi
 from server.http.drain import Drain, DrainGate
+from server.http.loop_watch import loop_watched
 from server.http.request_log import RequestLoggedApp
 from server.http.state import Serving
 from server.openai_api import routes as openai_routes
@@ -61,6 +62,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            stack.enter_context(loop_watched())
             running = engines if engines is not None else await start_engines(settings, stack)
             models = bind_models(settings, running)
             generation = TextGeneration(models, settings.request_timeout_s)

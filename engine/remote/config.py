@@ -69,7 +69,12 @@ class RemoteConfig(BaseModel):
         gt=0,
         description="How long startup waits for the upstream to list served_model_name.",
     )
-    connect_timeout_s: float = Field(default=10, gt=0)
+    connect_timeout_s: float = Field(
+        default=10,
+        gt=0,
+        description="How long a new connection to the upstream may take; past it the request "
+        "is answered 503 (code 3040), as for an upstream that refuses connections.",
+    )
 
     @field_validator("url")
     @classmethod

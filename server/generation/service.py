@@ -290,8 +290,8 @@ class TextGeneration:
             raise BadInput(str(error)) from None
         except EngineBusyError:
             raise CapacityExceeded() from None
-        except EngineDeadError:
-            logger.error("engine of %s is dead", request.model.spec.name)
+        except EngineDeadError as error:
+            logger.error("engine of %s is dead: %s", request.model.spec.name, error)
             raise EngineUnavailable() from None
         except EngineError:
             raise InternalError() from None

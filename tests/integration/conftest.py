@@ -1,6 +1,6 @@
 """One real server on configs/cpu-tiny.yaml for the whole integration session."""
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 from server.settings import load_settings
 from tests.support.live_server import TOKEN, RunningServer, running_server
 from tests.support.paths import REPO
+from tests.support.upstream import RemoteStack
 
 TINY_CONFIG = REPO / "configs" / "cpu-tiny.yaml"
 
@@ -18,6 +19,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.nodeid:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report ends with the last lines of the logs of the servers it used."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for name, tail in _log_tails(getattr(item, "funcargs", {}).values()):
+            report.sections.append((f"{name} log, last lines", tail))
+    return report
+
+
+def _log_tails(fixtures: Iterable[object]) -> Iterator[tuple[str, str]]:
+    for fixture in fixtures:
+        if isinstance(fixture, RunningServer):
+            yield "server", fixture.log_tail(150)
+        elif isinstance(fixture, RemoteStack):
+            yield "server", fixture.server.log_tail(150)
+            for upstream in [*fixture.qwq, fixture.r1, fixture.front]:
+                yield upstream.name, upstream.log_tail()
 
 
 @pytest.fixture(scope="session")

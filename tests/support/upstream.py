@@ -36,6 +36,7 @@ from tests.support.paths import REPO
 
 STARTUP_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 30
+STALL_TOLERANT_CONNECT_S = 120
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,10 @@ def remote_model(
         "served_model_name": spec.served_model_name,
         "tokenizer": spec.builtin,
         "health_path": health_path,
+        # The hypervisor of these machines can stop a process for many seconds (steal time;
+        # the server logs such stalls). A connection under way meanwhile would time out when
+        # the process runs again, before its socket is read: the timer's expiry comes first.
+        "connect_timeout_s": STALL_TOLERANT_CONNECT_S,
     }
     if spec.lora:
         remote.update(enable_lora=True, lora_dir=str(lora_dir), zero_adapter=True)
