@@ -5,8 +5,8 @@ the answer is cached, and a request does not wait for the network: an answer old
 interval is still given while one probe, in the background, refreshes it (a router's /readiness
 under load can take 100 ms and more). Only an answer older than `max_stale_s` (an idle server's)
 is waited for; callers that find it so share one probe, and a probe that hangs ends after a
-short timeout. vLLM's /health is 200 while its engine runs (503 once it died); a router's is its
-own view of its workers.
+short timeout, asked twice (one late answer may be this process's own stall). vLLM's /health
+is 200 while its engine runs (503 once it died); a router's is its own view of its workers.
 """
 
 import asyncio
@@ -65,7 +65,13 @@ class HealthProbe:
 
     async def _run(self) -> None:
         try:
-            status, _ = await self._client.get(self._path, self._timeout_s)
+            try:
+                status = await self._status()
+            except TimeoutError:
+                # One late answer is not yet a sick upstream: when this process itself stood
+                # still (a blocked loop, a stalled machine), the timer fires as it runs again,
+                # before the answer is read. A second late answer is believed.
+                status = await self._status()
         except TRANSPORT_ERRORS as error:
             healthy, detail = False, f"upstream unreachable: {error!r}"
         except Exception as error:  # status() must answer; a bug here is logged, not raised
@@ -78,6 +84,10 @@ class HealthProbe:
             self._probe = None
         self._healthy, self._detail = healthy, detail
         self._checked_at = self._clock()
+
+    async def _status(self) -> int:
+        status, _ = await self._client.get(self._path, self._timeout_s)
+        return status
 
     def close(self) -> None:
         if self._probe is not None:

@@ -94,6 +94,7 @@ class FakeUpstream:
         self.models_status = 200
         self.unlisted_answers = 0  # the first n /v1/models answers list no model
         self.health_status = 200
+        self.health_delays: deque[float] = deque()  # seconds before each next /health answer
         self.api_key = api_key
         self.replies: deque[Reply] = deque()
         self.received: list[Received] = []
@@ -153,6 +154,8 @@ class FakeUpstream:
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             await _json(send, 401, _error_body(401, "Unauthorized"))
         elif request.path in ("/health", "/readiness"):  # vllm serve's, vllm-router's
+            if self.health_delays:
+                await asyncio.sleep(self.health_delays.popleft())
             await _json(send, self.health_status, {})
         elif request.path == "/v1/models":
             await self._models(send)

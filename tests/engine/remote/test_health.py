@@ -23,12 +23,15 @@ class Clock:
 
 
 def probing(
-    url: str, scenario: Callable[[HealthProbe, Clock], Awaitable[T]], path: str = "/health"
+    url: str,
+    scenario: Callable[[HealthProbe, Clock], Awaitable[T]],
+    path: str = "/health",
+    timeout_s: float = 2.0,
 ) -> T:
     async def main() -> T:
         clock = Clock()
         client = UpstreamClient(RemoteConfig(url=url, served_model_name="m", tokenizer="t"), {})
-        probe = HealthProbe(client, path, clock=clock)
+        probe = HealthProbe(client, path, timeout_s=timeout_s, clock=clock)
         try:
             return await scenario(probe, clock)
         finally:
@@ -125,3 +128,26 @@ def test_a_router_is_asked_on_its_configured_path(upstream: FakeUpstream) -> Non
 
     assert (healthy, detail) == (False, "upstream /readiness answered 503")
     assert [call.path for call in upstream.received] == ["/readiness"]
+
+
+def test_one_late_answer_is_asked_again_before_it_is_believed(upstream: FakeUpstream) -> None:
+    async def scenario(probe: HealthProbe, clock: Clock) -> tuple[bool, str]:
+        clock.now += 1
+        return await fresh(probe)
+
+    upstream.health_delays.extend([0.5])
+    assert probing(upstream.url, scenario, timeout_s=0.2) == (True, "")
+    assert len(upstream.calls("/health")) == 2
+
+
+def test_two_late_answers_in_a_row_are_an_unhealthy_upstream(upstream: FakeUpstream) -> None:
+    async def scenario(probe: HealthProbe, clock: Clock) -> tuple[bool, str]:
+        clock.now += 1
+        return await fresh(probe)
+
+    upstream.health_delays.extend([0.5, 0.5])
+    healthy, detail = probing(upstream.url, scenario, timeout_s=0.2)
+
+    assert not healthy
+    assert "unreachable" in detail
+    assert len(upstream.calls("/health")) == 2
