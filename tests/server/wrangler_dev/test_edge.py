@@ -16,6 +16,9 @@ from tests.support.fake_engine import FakeEngine
 
 RUN_URL = "https://workers-binding.ai/run?version=3"
 MODELS_URL = "https://workers-binding.ai/ai-api/models/search?search=qwq"
+# websockets gives an opening handshake 10 s; the machines these tests run on can stand still
+# for longer (the server's loop watch has logged stalls of 12 s and more).
+OPEN_TIMEOUT_S = 60
 
 
 def run_headers(edge: RunningEdge, model: str = QWQ) -> dict[str, str]:
@@ -153,7 +156,9 @@ def test_the_api_is_served_on_the_same_listener(edge: RunningEdge) -> None:
 def test_the_bindings_websocket_is_accepted_and_held_idle(edge: RunningEdge) -> None:
     url = edge.url.replace("https://", "wss://") + "/?MF-Binding=AI"
     with (
-        websockets.sync.client.connect(url, ssl=edge.ssl_context()) as socket,
+        websockets.sync.client.connect(
+            url, ssl=edge.ssl_context(), open_timeout=OPEN_TIMEOUT_S
+        ) as socket,
         pytest.raises(TimeoutError),
     ):
         socket.recv(timeout=0.5)  # open, and silent
@@ -171,4 +176,9 @@ def test_other_websockets_are_refused(
 ) -> None:
     url = edge.url.replace("https://", "wss://") + "/" + query
     with pytest.raises(InvalidStatus):
-        websockets.sync.client.connect(url, ssl=edge.ssl_context(), additional_headers=headers)
+        websockets.sync.client.connect(
+            url,
+            ssl=edge.ssl_context(),
+            additional_headers=headers,
+            open_timeout=OPEN_TIMEOUT_S,
+        )
