@@ -1,6 +1,6 @@
 """The Cloudflare API calls `wrangler dev` makes before it can use a remote binding, answered.
 
-wrangler 4.86 (traced in shared/reference/wrangler-dev.md, §2) asks, under
+wrangler 4.86 (as traced for docs/wrangler-dev.md, "How it works") asks, under
 CLOUDFLARE_API_BASE_URL:
 
     GET  /accounts/{a}/workers/subdomain/edge-preview        a preview session token
