@@ -2,9 +2,9 @@
 
 Every request of a process is served by its one event loop, so one blocking call delays them
 all. A beat on the loop marks the time every `BEAT_S`; a thread outside the loop reads it. When
-the loop has missed its beat for `STALL_S`, the thread logs where the loop's thread is (its
-stack), and once the loop runs again, how long it was blocked. Two wake-ups a second, whatever
-the load.
+the loop has missed its beat for `STALL_S`, the thread logs what the process did meanwhile (CPU,
+major faults, the machine's steal time) and where each of its threads is, the loop's first; once
+the loop runs again, how long it was blocked. Two wake-ups a second, whatever the load.
 """
 
 import asyncio
