@@ -48,6 +48,8 @@ _FIXED = {
     "disable_log_stats": "fixed: the server collects the engine's metrics itself",
     "enable_chunked_prefill": "fixed on the CPU build, which prefills each prompt in one step "
     "(a seeded request prefilled in chunks kills the engine)",
+    "worker_extension_cls": "fixed on the CPU build, where it asks for AMX in vLLM's workers "
+    "(engine.vllm.amx)",
 }
 _CPU_KV_CACHE = "engine.cpu_kv_cache_gib"
 

@@ -48,6 +48,9 @@ ENGINE_SHUTDOWN_TIMEOUT_S = 15.0
 
 GIB = 1 << 30
 
+# vLLM imports this class in each worker process of the CPU build (see engine.vllm.amx).
+AMX_WORKER_EXTENSION = "engine.vllm.amx.AmxPermission"
+
 # Engines are built one at a time: CUDA_VISIBLE_DEVICES is process-wide and must hold each
 # engine's GPUs while vLLM spawns that engine's worker processes.
 _build_lock = threading.Lock()
@@ -317,6 +320,8 @@ def engine_args(
         # vllm_args may raise max_num_batched_tokens (never below max_model_len).
         args["enable_chunked_prefill"] = False
         args["max_num_batched_tokens"] = config.max_model_len
+        # Asks for AMX in the worker before its attention kernel uses it (see engine.vllm.amx).
+        args["worker_extension_cls"] = AMX_WORKER_EXTENSION
     else:
         args["gpu_memory_utilization"] = config.gpu_memory_utilization
         if config.kv_cache_memory_bytes is not None:

@@ -162,3 +162,18 @@ def test_seeded_long_prompt_leaves_the_engine_healthy(api: httpx.Client) -> None
 
     assert answer["usage"]["completion_tokens"] == 3
     assert api.get("/health").status_code == 200
+
+
+@BOTH
+def test_one_token_prompt_leaves_the_engine_healthy(
+    api: httpx.Client, tokenizers: dict[str, Any], model: str
+) -> None:
+    # On a CPU with AMX, a one-token forward pass that came before any longer prompt killed the
+    # worker (SIGILL, see engine.vllm.amx); test_swap.py's probes are such first requests.
+    assert len(tokenizers[model].encode("a", add_special_tokens=False)) == 1
+
+    answer = result(api, model, prompt="a", raw=True, max_tokens=3, temperature=0)
+
+    assert answer["usage"]["prompt_tokens"] == 1
+    assert answer["usage"]["completion_tokens"] == 3
+    assert api.get("/health").status_code == 200

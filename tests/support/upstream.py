@@ -30,6 +30,7 @@ import httpx
 
 from engine.builtin.checkpoints import prepare_checkpoint
 from engine.config import BuiltinCheckpoint
+from engine.vllm.engine import AMX_WORKER_EXTENSION
 from tests.support.live import QWQ, R1
 from tests.support.live_server import TOKEN, RunningServer, free_port, running_server
 from tests.support.paths import REPO
@@ -157,6 +158,8 @@ def replica_command(spec: ReplicaSpec, checkpoint: Path, port: int) -> list[str]
         # grammar would wait for </think> (see engine.remote.engine, "Where a grammar starts").
         "--structured-outputs-config", '{"backend": "guidance", "disable_any_whitespace": true}',
         "--disable-uvicorn-access-log",
+        # A one-token prompt would kill a worker on a CPU with AMX (see engine.vllm.amx).
+        "--worker-extension-cls", AMX_WORKER_EXTENSION,
     ]  # fmt: skip
     if spec.lora:
         command += [

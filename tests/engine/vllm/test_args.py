@@ -67,7 +67,10 @@ def test_the_owned_names_are_those_engine_args_sets_from_typed_settings() -> Non
     }  # fmt: skip
 
     assert owned_arg_names(cpu=False) == expected
-    assert owned_arg_names(cpu=True) == expected | {"enable_chunked_prefill"}
+    assert owned_arg_names(cpu=True) == expected | {
+        "enable_chunked_prefill",
+        "worker_extension_cls",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(owned_arg_names(cpu=True)))
