@@ -1,5 +1,7 @@
 """`make serve`'s profile: the SmolLM2 stand-in answers under both names, and says so."""
 
+import json
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -42,3 +44,22 @@ def test_the_log_says_a_stand_in_answers(demo: RunningServer) -> None:
     log = demo.log.read_text(errors="replace")
 
     assert "is answered by a STAND-IN model: SmolLM2-135M-Instruct" in log
+
+
+def test_the_readmes_first_request_gets_the_answer_it_shows(demo: RunningServer) -> None:
+    readme = (REPO / "README.md").read_text()
+    try_it = readme.split("## Try it", 1)[1]
+    command, shown = try_it.split("```sh", 1)[1].split("```json", 1)
+    path = re.search(r"http://127\.0\.0\.1:8787(\S+)", command)
+    body = re.search(r"-d '(.+?)'", command, re.DOTALL)
+    assert path is not None
+    assert body is not None
+
+    response = httpx.post(
+        demo.url(path.group(1)),
+        content=body.group(1),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        timeout=120,
+    )
+
+    assert response.json() == json.loads(shown.split("```", 1)[0])
