@@ -163,7 +163,7 @@ def test_a_dead_worker_stops_the_set_with_a_failure(upstream: FakeUpstream, tmp_
         first, second = workers_of(process)
         os.kill(first.pid, signal.SIGKILL)
         assert process.wait(timeout=60) != 0, log.read_text()
-        second.wait(timeout=10)
+        second.wait(timeout=60)
         assert "stopping the others" in log.read_text()
 
 

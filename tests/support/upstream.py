@@ -99,7 +99,7 @@ class Replica(Upstream):
 
     def model_ids(self) -> list[str]:
         """`/v1/models`: the base model, then every LoRA adapter this replica has loaded."""
-        listing = httpx.get(self.url + "/v1/models", timeout=10).json()
+        listing = httpx.get(self.url + "/v1/models", timeout=60).json()
         return [entry["id"] for entry in listing["data"]]
 
 
@@ -328,7 +328,7 @@ _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 def scrape(url: str) -> Metrics:
     """Every sample of a Prometheus text exposition."""
-    text = httpx.get(url, timeout=10).text
+    text = httpx.get(url, timeout=60).text
     samples = []
     for line in text.splitlines():
         match = _LINE.match(line)
