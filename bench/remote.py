@@ -18,7 +18,10 @@ way there and back adds, free of the replicas' queueing; our server's own metric
 it spends preparing each request before the upstream sees it.
 On this CPU build the engines compute on the cores the HTTP processes need; `--engines-behind`
 (root) puts them in a CPU cgroup of the least weight, so that the HTTP processes of both paths
-run first, as beside GPUs (`bench.machine.engines_behind`).
+run first, as beside GPUs (`bench.machine.engines_behind`). `--engine-cores 0.8` also caps them
+at 0.8 cores' worth of CPU time, so that they generate at the same pace whichever path feeds
+them, as GPUs do: the throughput ratio then shows what this server adds in time, no longer the
+CPU it takes from the engines.
 Run: `python -m bench.remote` (`--help` for options).
 """
 
@@ -226,13 +229,16 @@ def run_all(args: argparse.Namespace) -> None:
     env = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN}
     results: dict[int, list[tuple[Measured, Measured]]] = {}
     with ExitStack() as stack:
+        if args.engine_cores is not None:
+            args.engines_behind = True
         if args.engines_behind:
             stack.callback(remove_engines_cgroup)  # after the replicas have stopped
         print("starting 2 replicas and vllm-router ...", flush=True)
         qwq = stack.enter_context(replicas([spec, spec], cache_dir, work / "published", work))
         front = stack.enter_context(router(qwq, work))
         if args.engines_behind:
-            print(engines_behind([replica.process.pid for replica in qwq]), flush=True)
+            pids = [replica.process.pid for replica in qwq]
+            print(engines_behind(pids, args.engine_cores), flush=True)
         config = work / "remote.yaml"
         config.write_text(json.dumps({"models": [remote_model(MODEL, front.url, spec, work)]}))
         print("starting workers-ai-local in remote mode ...", flush=True)
@@ -277,6 +283,10 @@ def describe(name: str, measured: Measured) -> str:
 
 def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.Namespace) -> None:
     print(f"\nmodel: tiny random-weight Qwen2 ({MODEL} tokenizer), 2 replicas, vllm-router")
+    if args.engine_cores is not None:
+        print(f"engines: behind the HTTP processes, on at most {args.engine_cores:g} cores")
+    elif args.engines_behind:
+        print("engines: behind the HTTP processes, on every cycle they leave")
     print(
         f"streamed requests, max_tokens={args.max_tokens}, temperature 0, {args.rounds} "
         "alternating rounds per concurrency; medians over rounds (ratios and +ms: over pairs of "
@@ -352,6 +362,14 @@ def main() -> None:
         action="store_true",
         help="run the replicas' engines in a CPU cgroup of the least weight, so that the HTTP "
         "processes of both paths run first, as beside GPUs (root)",
+    )
+    parser.add_argument(
+        "--engine-cores",
+        type=float,
+        default=None,
+        metavar="N",
+        help="--engines-behind, and the engines never use more than N cores' worth of CPU: "
+        "they generate at the same pace whichever path feeds them, as GPUs do (root)",
     )
     run_all(parser.parse_args())
 
