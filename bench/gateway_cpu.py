@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -46,9 +47,10 @@ class Straight(Target):
         return completion_event(event)
 
 
-def chunk(index: int, last: bool) -> bytes:
-    """One streamed chunk as vLLM writes it, framed for chunked transfer encoding."""
-    event = {
+def chunk(index: int, last: bool, token_ids: bool) -> bytes:
+    """One streamed chunk as vLLM writes it, framed for chunked transfer encoding; with the
+    token ids if the request asked for them (`return_token_ids`)."""
+    event: dict[str, Any] = {
         "id": "cmpl-steady",
         "object": "text_completion",
         "created": 0,
@@ -60,11 +62,12 @@ def chunk(index: int, last: bool) -> bytes:
                 "logprobs": None,
                 "finish_reason": "length" if last else None,
                 "stop_reason": None,
-                "token_ids": [1879],
             }
         ],
         "usage": {"prompt_tokens": 20, "total_tokens": 21 + index, "completion_tokens": index + 1},
     }
+    if token_ids:
+        event["choices"][0]["token_ids"] = [1879]
     data = b"data: " + json.dumps(event).encode() + b"\n\n"
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -96,7 +99,7 @@ async def answer(
             tokens = int(body.get("max_tokens") or 16)
             for index in range(tokens):
                 await asyncio.sleep(interval_s)
-                writer.write(chunk(index, index == tokens - 1))
+                writer.write(chunk(index, index == tokens - 1, bool(body.get("return_token_ids"))))
             done = b"data: [DONE]\n\n"
             writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
             await writer.drain()

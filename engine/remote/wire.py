@@ -3,7 +3,8 @@ streamed chunks, and the upstream's errors translated into `engine.errors` here 
 
     completion_body(...)        the JSON body of one streamed completion
     data_events(chunks)         the `data:` payloads of a server-sent event stream, to [DONE]
-    read_chunk(payload)         one streamed chunk (or an in-band error, raised)
+    read_chunk(payload)         one streamed chunk (or an in-band error, raised), without the
+                                prompt's ids that the first one echoes
     status_error(...)           an HTTP error answer -> EngineError
     transport_error(...)        a failed connection -> EngineError
 
@@ -56,6 +57,12 @@ def completion_body(
     checkpoint's generation_config.json defaults (`vllm serve --generation-config auto`, its
     default), as the in-process engine applies them itself. `max_tokens` is always sent: vLLM's
     default for completions is 16. `stop_token_ids` stop at (and keep) those tokens.
+
+    The tokens behind each chunk are counted from its ids (`return_token_ids`). The running
+    usage (`continuous_usage_stats`) counts them only where nothing drops it: through
+    vllm-router 0.1.17 the chunks arrive without it (seen in `tests/integration/test_remote.py`
+    with `return_token_ids` left out: every count was 0). With the ids, vLLM also sends the
+    whole prompt's ids back in the first chunk, which `read_chunk` skips unparsed.
     """
     body: dict[str, Any] = {
         "model": model,
@@ -104,19 +111,26 @@ async def data_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
     It reads the body's bytes as they arrive and splits lines as the SSE spec says (LF, CRLF
     or CR): no text decoding and no line iterator, since it runs for every token; JSON parses
-    the payload's bytes."""
+    the payload's bytes. A long line (the first chunk echoes the prompt's ids: 580 KB for an
+    80k-token prompt) is gathered piece by piece and split once it ends, not once per piece."""
     data: list[bytes] = []
-    pending = b""  # the start of a line whose end has not arrived
+    pending: list[bytes] = []  # the start of a line whose end has not arrived
     after_cr = False  # the last chunk ended with CR: an LF starting the next one ends no line
     async for chunk in chunks:
         if after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
-        buffer = pending + chunk if pending else chunk
+        if b"\n" not in chunk and b"\r" not in chunk:
+            if chunk:
+                pending.append(chunk)
+            after_cr = False
+            continue
+        buffer = b"".join((*pending, chunk)) if pending else chunk
         after_cr = buffer.endswith(b"\r")
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buffer.split(b"\n")
-        pending = lines.pop()
+        rest = lines.pop()
+        pending = [rest] if rest else []
         for line in lines:
             if line.startswith(b"data:"):
                 data.append(_field_value(line))
@@ -126,8 +140,9 @@ async def data_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 if payload == b"[DONE]":
                     return
                 yield payload
-    if pending.startswith(b"data:"):
-        data.append(_field_value(pending))
+    line = b"".join(pending)
+    if line.startswith(b"data:"):
+        data.append(_field_value(line))
     if data and (payload := b"\n".join(data)) != b"[DONE]":
         yield payload
 
@@ -137,10 +152,40 @@ def _field_value(line: bytes) -> bytes:
     return line[6:] if line.startswith(b"data: ") else line[5:]
 
 
+# The field in which vLLM's first chunk (with `return_token_ids`) echoes the prompt's ids. Those
+# cannot contain `]`, and in JSON text this key, quotes unescaped, can only be a key.
+PROMPT_IDS_FIELD = b'"prompt_token_ids":['
+# Payloads shorter than this are parsed as they are.
+ECHO_MIN_BYTES = 4096
+
+
+def without_prompt_ids(payload: bytes) -> bytes:
+    """A chunk's payload without the prompt's ids. For an 80k-token prompt they are 580 KB of
+    the first chunk, which would take about 8 ms of the event loop (every live stream) to parse;
+    cutting them out takes a few hundredths of that."""
+    if len(payload) < ECHO_MIN_BYTES:
+        return payload
+    start = payload.find(PROMPT_IDS_FIELD)
+    if start < 0:
+        return payload
+    end = payload.find(b"]", start + len(PROMPT_IDS_FIELD))
+    if end < 0:
+        return payload  # malformed: json.loads will say so
+    rest = payload[end + 1 :]
+    if rest.startswith(b","):
+        return payload[:start] + rest[1:]
+    # The last field: drop the comma before it instead.
+    head = payload[:start].rstrip()
+    return (head[:-1] if head.endswith(b",") else head) + rest
+
+
 def read_chunk(payload: bytes | str, adapter: str | None = None) -> Chunk | None:
     """The choice of one streamed chunk; None for the closing usage-only chunk. An in-band
-    error (vLLM sends one when generation fails after the stream began) is raised."""
+    error (vLLM sends one when generation fails after the stream began) is raised. The prompt's
+    ids that vLLM's first chunk echoes are not parsed (`without_prompt_ids`)."""
     try:
+        if isinstance(payload, bytes):
+            payload = without_prompt_ids(payload)
         data = json.loads(payload)
         if not isinstance(data, dict):
             raise TypeError(type(data).__name__)

@@ -155,6 +155,17 @@ def test_max_tokens_is_counted(api: httpx.Client, model: str) -> None:
     assert answer["usage"]["completion_tokens"] == 5
 
 
+@BOTH
+def test_a_long_prompt_echoed_in_the_first_chunk_is_read(api: httpx.Client, model: str) -> None:
+    """vLLM's first chunk echoes the prompt's ids (`return_token_ids`); at some 3000 tokens it
+    is long enough to be cut out before parsing (`engine.remote.wire.without_prompt_ids`)."""
+    answer = result(api, model, prompt="word " * 3000, max_tokens=3, temperature=0)
+
+    assert answer["usage"]["prompt_tokens"] > 3000
+    assert answer["usage"]["completion_tokens"] == 3
+    assert isinstance(answer["response"], str)  # three tokens of a random model may print none
+
+
 def test_prompt_over_the_window_is_5021(api: httpx.Client, tokenizers: dict[str, Any]) -> None:
     prompt_tokens = len(tokenizers[QWQ].encode("Hello there", add_special_tokens=False))
 

@@ -42,8 +42,10 @@ class Received:
 @dataclass(frozen=True)
 class Tokens:
     """A streamed completion, one chunk per piece (text, token ids), as vLLM writes it; the
-    last piece carries `finish_reason`. `token_ids=False` leaves the ids out of the chunks
-    (the usage counts stay)."""
+    last piece carries `finish_reason`. The chunks carry what the request asked for, as vLLM's
+    do: the ids (and, in the first chunk, the prompt's) with `return_token_ids`, the running
+    usage with `continuous_usage_stats`. `token_ids=False` leaves the ids out even when asked
+    for (the usage counts stay)."""
 
     pieces: list[tuple[str, list[int]]] = field(
         default_factory=lambda: [("Hello", [9906]), (",", [11]), (" world", [1879])]
@@ -204,7 +206,7 @@ class FakeUpstream:
         left = asyncio.create_task(client_left())
         try:
             while not left.done() and not self._server.should_exit:
-                chunk = _chunk(body, "x", [42], None, None, True, 0)
+                chunk = _chunk(body, "x", [42], None, None, True, 0, first=False)
                 await _lines(send, [f"data: {json.dumps(chunk)}", ""])
                 await asyncio.sleep(reply.interval_s)
         finally:
@@ -222,7 +224,7 @@ def _vllm_stream(reply: Tokens, body: Any) -> list[str]:
         last = index == len(reply.pieces) - 1 and reply.error_after is None
         finish = reply.finish_reason if last else None
         stop = reply.stop_reason if last else None
-        chunk = _chunk(body, text, ids, finish, stop, reply.token_ids, produced)
+        chunk = _chunk(body, text, ids, finish, stop, reply.token_ids, produced, index == 0)
         lines += [f"data: {json.dumps(chunk)}", ""]
     if reply.error_after is not None:
         error = _error_body(reply.error_after.status, reply.error_after.message)
@@ -243,6 +245,7 @@ def _chunk(
     stop: int | str | None,
     with_ids: bool,
     produced: int,
+    first: bool,
 ) -> dict[str, Any]:
     choice: dict[str, Any] = {
         "index": 0,
@@ -251,21 +254,25 @@ def _chunk(
         "finish_reason": finish,
         "stop_reason": stop,
     }
-    if with_ids:
+    if with_ids and body.get("return_token_ids"):
+        if first:
+            choice["prompt_token_ids"] = body.get("prompt", [])
         choice["token_ids"] = ids
     prompt = len(body.get("prompt", []))
-    return {
+    chunk: dict[str, Any] = {
         "id": "cmpl-1",
         "object": "text_completion",
         "created": 0,
         "model": body.get("model"),
         "choices": [choice],
-        "usage": {
+    }
+    if (body.get("stream_options") or {}).get("continuous_usage_stats"):
+        chunk["usage"] = {
             "prompt_tokens": prompt,
             "completion_tokens": produced,
             "total_tokens": prompt + produced,
-        },
-    }
+        }
+    return chunk
 
 
 def _error_body(status: int, message: str) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """The wire format's edges that the fake upstream does not exercise."""
 
 import asyncio
+import json
+import warnings
 from collections.abc import AsyncIterator
 
 import pytest
 
 from engine.errors import EngineBusyError, EngineDeadError, EngineError, EngineRequestError
-from engine.remote.wire import data_events, status_error
+from engine.remote.wire import Chunk, data_events, read_chunk, status_error, without_prompt_ids
 
 
 def events(*chunks: bytes) -> list[bytes]:
@@ -90,3 +92,103 @@ def test_each_status_has_its_engine_error(
 
 def test_credentials_problems_are_not_shown_to_clients() -> None:
     assert "secret" not in str(status_error(401, "secret token abc is invalid"))
+
+
+def first_chunk(prompt_ids: list[int], text: str = "Hi", **extra: object) -> dict[str, object]:
+    """vLLM 0.32's first chunk with `return_token_ids`: the prompt's ids echoed."""
+    choice = {
+        "index": 0,
+        "text": text,
+        "logprobs": None,
+        "finish_reason": None,
+        "stop_reason": None,
+        "prompt_token_ids": prompt_ids,
+        "token_ids": [7],
+        **extra,
+    }
+    return {"id": "cmpl-1", "object": "text_completion", "created": 0, "choices": [choice]}
+
+
+def compact(data: object) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def test_the_echoed_prompt_ids_are_cut_out_before_parsing() -> None:
+    chunk = first_chunk(list(range(5000)))
+    payload = compact(chunk)
+
+    cut = without_prompt_ids(payload)
+
+    expected = first_chunk([])
+    del expected["choices"][0]["prompt_token_ids"]  # type: ignore[index]
+    assert json.loads(cut) == expected
+    assert len(cut) < 200
+    assert read_chunk(payload) == Chunk("Hi", [7], None, None, None)
+
+
+def test_the_echo_as_the_last_field_leaves_valid_json() -> None:
+    payload = compact({"a": 1, "prompt_token_ids": list(range(5000))})
+
+    assert json.loads(without_prompt_ids(payload)) == {"a": 1}
+
+
+def test_text_that_spells_the_field_is_left_alone() -> None:
+    text = '"prompt_token_ids":[1]' * 400  # escaped in the JSON: never a key
+    payload = compact(first_chunk([1, 2], text=text))
+
+    (choice,) = json.loads(without_prompt_ids(payload))["choices"]
+    assert choice["text"] == text
+    assert "prompt_token_ids" not in choice
+    chunk = read_chunk(payload)
+    assert chunk is not None
+    assert chunk.text == text
+
+
+def test_short_chunks_are_parsed_as_they_are() -> None:
+    payload = compact(first_chunk([1, 2, 3]))
+
+    assert without_prompt_ids(payload) is payload
+    assert read_chunk(payload) == Chunk("Hi", [7], None, None, None)
+
+
+def test_vllms_own_first_chunk_is_cut_and_read_alike() -> None:
+    """Built with vLLM 0.32's own classes, serialized as its serving code does."""
+    from engine.vllm.engine import prepare_vllm_environment
+
+    prepare_vllm_environment()
+    with warnings.catch_warnings():
+        # Importing them compiles torch's code, whose own deprecations are not ours.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from vllm.entrypoints.openai.completion.protocol import (
+            CompletionResponseStreamChoice,
+            CompletionStreamResponse,
+        )
+        from vllm.entrypoints.serve.engine.protocol import UsageInfo
+
+    response = CompletionStreamResponse(
+        id="cmpl-1",
+        object="text_completion",
+        created=0,
+        model="tiny",
+        choices=[
+            CompletionResponseStreamChoice(
+                index=0,
+                text="Hi",
+                logprobs=None,
+                finish_reason=None,
+                stop_reason=None,
+                prompt_token_ids=list(range(100, 3100)),
+                token_ids=[7],
+            )
+        ],
+    )
+    response.usage = UsageInfo(prompt_tokens=3000, completion_tokens=1, total_tokens=3001)
+    payload = response.model_dump_json(exclude_unset=True).encode()
+
+    cut = without_prompt_ids(payload)
+
+    assert len(cut) < len(payload) // 10
+    expected = json.loads(payload)
+    del expected["choices"][0]["prompt_token_ids"]
+    assert json.loads(cut) == expected
+    assert read_chunk(payload) == Chunk("Hi", [7], 1, None, None)
