@@ -1,8 +1,11 @@
 """`serve --workers N`: N server processes answering on one port, for profiles whose engines are
 all remote (each process would otherwise start engines of its own).
 
-This process binds the port once and starts N copies of `serve`, each given the listening
-socket (`--socket-fd`); the kernel hands each new connection to one of them. Nothing else is
+This process binds the port and starts N copies of `serve`, each given a listening socket
+(`--socket-fd`). On Linux each worker has a socket of its own on the port (SO_REUSEPORT), and the
+kernel spreads new connections over them evenly; on one shared socket, the worker that wakes
+first accepts every connection waiting, and a burst of new clients lands on that one worker
+(seen: eight of eight). Elsewhere they share one socket. Nothing else is
 shared in memory: request ids are random, finetunes live on disk (one writer at a time by file
 lock), and each process reports its own `/health`. `/metrics` reports the whole set, whichever
 worker answers: the workers start with PROMETHEUS_MULTIPROC_DIR naming a fresh directory of this
@@ -44,35 +47,65 @@ def check_workers(settings: Settings, workers: int) -> None:
         )
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket the workers share."""
+def bind(host: str, port: int, count: int = 1) -> list[socket.socket]:
+    """The listening sockets of `count` workers on one port, one for each: their own where the
+    kernel has SO_REUSEPORT, else the same shared one."""
+    # A plain bind first: a port in use fails here, even when its listener would let sockets
+    # with SO_REUSEPORT (of this user) join it and take a share of its connections.
+    probe = _bound(host, port, reuse_port=False)
+    port = probe.getsockname()[1]  # the port the system chose, if asked for port 0
+    if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        probe.listen(2048)
+        probe.set_inheritable(True)
+        return [probe] * count
+    probe.close()
+    listeners: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            listener = _bound(host, port, reuse_port=True)
+            listener.listen(2048)
+            listener.set_inheritable(True)
+            listeners.append(listener)
+    except ConfigError:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners
+
+
+def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         listener.bind((host, port))
     except OSError as error:
         listener.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    listener.listen(2048)
-    listener.set_inheritable(True)
     return listener
 
 
 def run_workers(serve_args: list[str], settings: Settings, workers: int) -> int:
-    """Run `workers` copies of `serve <serve_args>` on one socket until they stop; the exit
+    """Run `workers` copies of `serve <serve_args>` on one port until they stop; the exit
     status of the first that stopped by itself, or 0 after a signal."""
-    listener = bind(settings.host, settings.port)
-    fd = listener.fileno()
-    command = [sys.executable, "-m", "server.cli", "serve", *serve_args, "--socket-fd", str(fd)]
+    listeners = bind(settings.host, settings.port, workers)
+    command = [sys.executable, "-m", "server.cli", "serve", *serve_args, "--socket-fd"]
     with SharedMetricsDir() as metrics_dir:
         environment = metrics_dir.environment(os.environ)
         try:
             processes = [
-                subprocess.Popen(command, pass_fds=(fd,), env=environment) for _ in range(workers)
+                subprocess.Popen(
+                    [*command, str(listener.fileno())],
+                    pass_fds=(listener.fileno(),),
+                    env=environment,
+                )
+                for listener in listeners
             ]
         finally:
-            listener.close()  # the workers hold it now
+            for listener in set(listeners):
+                listener.close()  # the workers hold them now
         logger.info(
             "%d workers (pids %s) serve http://%s:%d",
             workers,

@@ -1,9 +1,11 @@
 """`serve --workers N`: refused with in-process engines; with remote ones, N processes answer on
-one port, a signal stops them all, and a worker that dies takes the set down (non-zero) so that
-a supervisor restarts it. Whichever worker answers `/metrics` reports the whole set."""
+one port (new connections spread over them), a signal stops them all, and a worker that dies
+takes the set down (non-zero) so that a supervisor restarts it. Whichever worker answers
+`/metrics` reports the whole set."""
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from engine.config import EngineConfig
 from engine.remote.config import RemoteConfig
 from server.http.metrics_multiprocess import ENV
 from server.settings import ConfigError, ModelSettings, Settings
-from server.workers import check_workers
+from server.workers import bind, check_workers
 from tests.support.fake_upstream import MODEL, Endless, FakeUpstream
 from tests.support.live_server import free_port
 from tests.support.paths import REPO
@@ -48,6 +50,30 @@ def test_more_than_one_worker_needs_every_model_remote() -> None:
         check_workers(Settings(models=[remote_model(), local]), 2)
     with pytest.raises(ConfigError, match="at least 1"):
         check_workers(Settings(models=[remote_model()]), 0)
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+def test_each_worker_gets_a_socket_of_its_own_on_the_port() -> None:
+    listeners = bind("127.0.0.1", 0, 3)
+    try:
+        assert len({listener.fileno() for listener in listeners}) == 3
+        assert len({listener.getsockname() for listener in listeners}) == 1
+    finally:
+        for listener in listeners:
+            listener.close()
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+def test_a_port_in_use_is_refused_even_by_a_listener_that_would_share_it() -> None:
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    try:
+        with pytest.raises(ConfigError, match="cannot listen on"):
+            bind("127.0.0.1", other.getsockname()[1], 2)
+    finally:
+        other.close()
 
 
 @pytest.fixture
@@ -156,6 +182,36 @@ def test_workers_share_one_port_and_stop_together_on_sigterm(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()
         assert not any(worker.is_running() for worker in workers)
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+def test_a_burst_of_new_connections_is_spread_over_the_workers(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """On one shared socket the first worker to wake accepted all of them (seen: 8 of 8)."""
+    with running_set(upstream, tmp_path) as (process, base, _log):
+        port = int(base.rsplit(":", 1)[1])
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                held = [_established(worker, port) for worker in workers_of(process)]
+                if sum(held) == len(clients) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert sum(held) == len(clients), held
+            assert all(held), held
+        finally:
+            for client in clients:
+                client.close()
+
+
+def _established(worker: psutil.Process, port: int) -> int:
+    return sum(
+        1
+        for connection in worker.net_connections(kind="tcp")
+        if connection.status == psutil.CONN_ESTABLISHED and connection.laddr.port == port
+    )
 
 
 def test_a_dead_worker_stops_the_set_with_a_failure(upstream: FakeUpstream, tmp_path: Path) -> None:
