@@ -51,14 +51,14 @@ def engines_behind(replica_pids: list[int], cores: float | None = None) -> str:
         if child.name().startswith("VLLM::")
     ]
     v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+    quota_us = None if cores is None else round(cores * BUDGET_PERIOD_US)
     try:
         if (v1 / "cpu.shares").exists():
             group = v1 / ENGINES_CGROUP
             group.mkdir(exist_ok=True)
             (group / "cpu.shares").write_text("2")
             (group / "cpu.cfs_period_us").write_text(str(BUDGET_PERIOD_US))
-            quota = -1 if cores is None else round(cores * BUDGET_PERIOD_US)
-            (group / "cpu.cfs_quota_us").write_text(str(quota))
+            (group / "cpu.cfs_quota_us").write_text(str(-1 if quota_us is None else quota_us))
             for thread in (thread for engine in engines for thread in engine.threads()):
                 with contextlib.suppress(ProcessLookupError):
                     (group / "tasks").write_text(str(thread.id))
@@ -67,7 +67,7 @@ def engines_behind(replica_pids: list[int], cores: float | None = None) -> str:
             (v2 / "cgroup.subtree_control").write_text("+cpu")
             group.mkdir(exist_ok=True)
             (group / "cpu.weight").write_text("1")
-            quota_text = "max" if cores is None else str(round(cores * BUDGET_PERIOD_US))
+            quota_text = "max" if quota_us is None else str(quota_us)
             (group / "cpu.max").write_text(f"{quota_text} {BUDGET_PERIOD_US}")
             for engine in engines:
                 with contextlib.suppress(ProcessLookupError):

@@ -161,8 +161,8 @@ ECHO_MIN_BYTES = 4096
 
 def without_prompt_ids(payload: bytes) -> bytes:
     """A chunk's payload without the prompt's ids. For an 80k-token prompt they are 580 KB of
-    the first chunk, which would take about 8 ms of the event loop (every live stream) to parse;
-    cutting them out takes a few hundredths of that."""
+    the first chunk, which took 8-11 ms of the event loop (every live stream) to parse here;
+    cutting them out takes 0.03 ms."""
     if len(payload) < ECHO_MIN_BYTES:
         return payload
     start = payload.find(PROMPT_IDS_FIELD)
