@@ -12,6 +12,7 @@ high concurrency. Run: `make bench` (or `python -m bench.compare --help`).
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -42,6 +43,7 @@ TOKEN = "bench-token"
 class Sample:
     ttft_s: float
     output_tokens: int
+    longest_gap_s: float = 0.0  # between two events of the stream, as the client saw them
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ class Run:
     @property
     def p50_ttft_ms(self) -> float:
         return statistics.median(sample.ttft_s for sample in self.samples) * 1000
+
+    @property
+    def longest_gap_ms(self) -> float:
+        """The longest a stream of this run waited between two events: a server's stalls."""
+        return max(sample.longest_gap_s for sample in self.samples) * 1000
 
 
 class Target:
@@ -125,18 +132,26 @@ async def one_request(
     start = time.perf_counter()
     ttft: float | None = None
     tokens = 0
+    last_event = start
+    longest_gap = 0.0
     async with client.stream("POST", target.base_url + path, json=body) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
+            now = time.perf_counter()
+            if ttft is not None:
+                longest_gap = max(longest_gap, now - last_event)
+            last_event = now
             text, count = target.parse(json.loads(line[6:]))
             if text and ttft is None:
                 ttft = time.perf_counter() - start
             if count is not None:
                 tokens = count
     return Sample(
-        ttft_s=ttft if ttft is not None else time.perf_counter() - start, output_tokens=tokens
+        ttft_s=ttft if ttft is not None else time.perf_counter() - start,
+        output_tokens=tokens,
+        longest_gap_s=longest_gap,
     )
 
 
@@ -156,6 +171,10 @@ async def load(
             await one_request(client, target, f"warm up {index}", 8)
         if after_warm_up is not None:
             after_warm_up()
+        # The client's own startup heap out of its collector's reach: a full collection of
+        # it would stall every stream here and read as the server's (`longest_gap_ms`).
+        gc.collect()
+        gc.freeze()
         gate = asyncio.Semaphore(concurrency)
 
         async def gated(index: int) -> Sample:

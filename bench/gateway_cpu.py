@@ -9,7 +9,9 @@ gateway alone, without the replicas of `bench.remote` taking its cores. For each
 `--rounds` runs of `--requests` streamed chat requests per unit of concurrency print output
 tokens/s, p50 time to first token and what the gateway adds to it (p50 TTFT less the stand-in's
 own: a client sending it the same request straight), and the gateway's CPU time per output token
-(psutil, user + system, its `--workers` processes included), then the medians.
+(psutil, user + system, its `--workers` processes included), then the medians; and the longest
+any stream of any round waited between two events (the stand-in sends one every
+`--interval-ms`: the rest is the gateway's, a stall of its event loop shows there).
 Run: `python -m bench.gateway_cpu` (`--help` for options).
 """
 
@@ -119,15 +121,16 @@ async def serve_upstream(port: int, interval_s: float) -> None:
 
 def measure(
     target: Target, gateway: psutil.Process | None, concurrency: int, args: argparse.Namespace
-) -> tuple[float, float, float]:
-    """(output tokens/s, p50 TTFT ms, gateway CPU ms per output token) of one round."""
+) -> tuple[float, float, float, float]:
+    """(output tokens/s, p50 TTFT ms, gateway CPU ms per output token, longest gap between two
+    events ms) of one round."""
     before = cpu_s(gateway) if gateway else 0.0
     run = asyncio.run(load(target, concurrency, args.requests * concurrency, args.max_tokens))
     tokens = sum(sample.output_tokens for sample in run.samples)
     cpu_ms = 0.0
     if gateway is not None:
         cpu_ms = (cpu_s(gateway) - before) * 1000 / max(tokens, 1)
-    return run.output_tokens_per_s, run.p50_ttft_ms, cpu_ms
+    return run.output_tokens_per_s, run.p50_ttft_ms, cpu_ms, run.longest_gap_ms
 
 
 def run_all(args: argparse.Namespace) -> None:
@@ -162,7 +165,8 @@ def run_all(args: argparse.Namespace) -> None:
             )
             header = (
                 f"{'conc.':>5} | {'tokens/s':>8} | {'p50 TTFT ms':>11} | "
-                f"{'upstream alone':>14} | {'added ms':>8} | {'gateway CPU ms/token':>20}"
+                f"{'upstream alone':>14} | {'added ms':>8} | {'gateway CPU ms/token':>20} | "
+                f"{'longest gap ms':>14}"
             )
             print(header)
             print("-" * len(header))
@@ -170,9 +174,10 @@ def run_all(args: argparse.Namespace) -> None:
                 rounds = [measure(ours, gateway, concurrency, args) for _ in range(args.rounds)]
                 floor = measure(straight, None, concurrency, args)[1]
                 throughput, ttft, cpu = (statistics.median(r[i] for r in rounds) for i in range(3))
+                longest_gap = max(r[3] for r in rounds)
                 print(
                     f"{concurrency:>5} | {throughput:>8.0f} | {ttft:>11.1f} | {floor:>14.1f} | "
-                    f"{ttft - floor:>+8.1f} | {cpu:>20.3f}",
+                    f"{ttft - floor:>+8.1f} | {cpu:>20.3f} | {longest_gap:>14.1f}",
                     flush=True,
                 )
     finally:

@@ -96,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server.auth import check_token_policy
     from server.http.drain import Drain
     from server.http.draining_server import CONNECTIONS_CLOSE_S, DrainingServer
+    from server.http.heap import freeze_startup_heap
     from server.workers import check_workers, run_workers
 
     settings = load_settings(
@@ -145,6 +146,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         drain,
         grace_s=settings.drain_timeout_s,
+        on_started=freeze_startup_heap,
     )
     if args.socket_fd is None:
         server.run()

@@ -63,8 +63,10 @@ class DrainingServer(uvicorn.Server):
         drain: Drain,
         grace_s: float,
         exit_now: Callable[[], None] = exit_now,
+        on_started: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
+        self.on_started = on_started
         self.drain = drain
         self.grace_s = grace_s
         self.exit_now = exit_now
@@ -74,6 +76,11 @@ class DrainingServer(uvicorn.Server):
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler runs between two bytecodes of the loop's thread: hand over to the

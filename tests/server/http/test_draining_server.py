@@ -5,6 +5,7 @@ first signal        the drain begins; uvicorn keeps serving (`should_exit` stays
 second signal       the drain ends at once
 drain over          `should_exit`: uvicorn's shutdown, then the lifespan's; no signal re-raised
 stopping            one more signal exits the process at once
+started             `on_started` runs once the server listens (the CLI freezes the heap there)
 """
 
 import asyncio
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from starlette.types import Receive, Send
 
 from server.http.drain import Drain
 from server.http.draining_server import DrainingServer
@@ -117,6 +119,31 @@ def test_a_signal_once_the_server_is_stopping_exits_at_once() -> None:
         assert exits.count == 1
 
     asyncio.run(scenario())
+
+
+async def lifespan_only(scope: dict[str, object], receive: Receive, send: Send) -> None:
+    assert scope["type"] == "lifespan"
+    while True:
+        message = await receive()
+        kind = str(message["type"]).removeprefix("lifespan.")
+        await send({"type": f"lifespan.{kind}.complete"})
+        if kind == "shutdown":
+            return
+
+
+def test_on_started_runs_once_the_server_listens() -> None:
+    seen: list[bool] = []
+
+    def on_started() -> None:
+        seen.append(server.started)
+        server.should_exit = True
+
+    config = uvicorn.Config(lifespan_only, host="127.0.0.1", port=0, log_config=None)
+    server = DrainingServer(config, Drain(), grace_s=1, on_started=on_started)
+
+    asyncio.run(server.serve())
+
+    assert seen == [True]
 
 
 EXIT_NOW_SCRIPT = """
