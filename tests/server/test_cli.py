@@ -6,7 +6,7 @@ uvicorn                   logs through our handler (log_config=None), no access 
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 
 from server import cli
 from server.http.drain import Drain
+from server.http.heap import freeze_startup_heap
 from server.request_context import request_scope
 from tests.support.paths import REPO
 
@@ -45,8 +46,16 @@ def servers(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     started: list[dict[str, Any]] = []
 
     class Server:
-        def __init__(self, options: dict[str, Any], drain: Drain, grace_s: float) -> None:
-            started.append({**options, "drain": drain, "grace_s": grace_s})
+        def __init__(
+            self,
+            options: dict[str, Any],
+            drain: Drain,
+            grace_s: float,
+            on_started: Callable[[], None] | None = None,
+        ) -> None:
+            started.append(
+                {**options, "drain": drain, "grace_s": grace_s, "on_started": on_started}
+            )
             self.should_exit = False
 
         def run(self) -> None:
@@ -112,6 +121,13 @@ def test_uvicorn_logs_through_our_handler_without_an_access_log_of_its_own(
     assert options["log_config"] is None
     assert options["access_log"] is False
     assert options["log_level"] == "warning"
+
+
+def test_the_heap_is_frozen_once_the_server_listens(servers: list[dict[str, Any]]) -> None:
+    cli.main(["serve", "--config", CONFIG, "--log-level", "warning"])
+
+    (options,) = servers
+    assert options["on_started"] is freeze_startup_heap
 
 
 def test_the_log_level_applies_to_every_logger(
