@@ -5,13 +5,18 @@
 The stand-in (`upstream` below, plain asyncio in its own process) streams one token every
 `--interval-ms` with vLLM 0.32's chunk shape (text, token_ids, continuous usage) and spends
 almost no CPU, as a GPU replica leaves the host's cores to the gateway. So this measures the
-gateway alone, without the replicas of `bench.remote` taking its cores. For each concurrency,
-`--rounds` runs of `--requests` streamed chat requests per unit of concurrency print output
-tokens/s, p50 time to first token and what the gateway adds to it (p50 TTFT less the stand-in's
-own: a client sending it the same request straight), and the gateway's CPU time per output token
-(psutil, user + system, its `--workers` processes included), then the medians; and the longest
-any stream of any round waited between two events (the stand-in sends one every
-`--interval-ms`: the rest is the gateway's, a stall of its event loop shows there).
+gateway alone, without the replicas of `bench.remote` taking its cores.
+
+Beside it, `bench.bare_relay`: uvicorn and aiohttp relaying the stand-in's bytes and doing
+nothing else, the least any Python gateway adds on the machine. For each concurrency, `--rounds`
+rounds each send `--requests` streamed requests per unit of concurrency to this server (chat
+requests), to the bare relay and to the stand-in itself (this server and the stand-in first and
+last, then last and first, the relay between). It prints this server's output tokens/s and p50
+time to first token, what this server and the bare relay each add to it (medians over the rounds
+of their p50 TTFT less the stand-in's own in the same round), the CPU time per output token of
+this server (psutil, user + system, its `--workers` processes included) and of the bare relay,
+and the longest any stream to this server waited between two events (the stand-in sends one
+every `--interval-ms`: the rest is the gateway's, a stall of its event loop shows there).
 Run: `python -m bench.gateway_cpu` (`--help` for options).
 """
 
@@ -155,8 +160,14 @@ def run_all(args: argparse.Namespace) -> None:
         env = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN}
         ours = Ours("workers-ai-local", f"http://127.0.0.1:{args.port}")
         command = [*serve_command(config, args.port), "--workers", str(args.workers)]
-        with started(command, ours.base_url + "/health", work / "server.log", env) as server:
-            gateway = psutil.Process(server.pid)
+        relay = Straight("bare relay", f"http://127.0.0.1:{args.relay_port}")
+        relay_command = [sys.executable, "-m", "bench.bare_relay", "--port", str(args.relay_port)]
+        relay_command += ["--upstream", upstream_url]
+        with (
+            started(command, ours.base_url + "/health", work / "server.log", env) as server,
+            started(relay_command, relay.base_url + "/health", work / "relay.log", env) as bare,
+        ):
+            gateways = {ours: psutil.Process(server.pid), relay: psutil.Process(bare.pid)}
             straight = Straight("steady upstream", upstream_url)
             print(
                 f"steady upstream: a token every {args.interval_ms} ms, {args.max_tokens} tokens "
@@ -165,30 +176,68 @@ def run_all(args: argparse.Namespace) -> None:
             )
             header = (
                 f"{'conc.':>5} | {'tokens/s':>8} | {'p50 TTFT ms':>11} | "
-                f"{'upstream alone':>14} | {'added ms':>8} | {'gateway CPU ms/token':>20} | "
-                f"{'longest gap ms':>14}"
+                f"{'upstream alone':>14} | {'added ms':>8} | {'bare relay adds':>15} | "
+                f"{'gateway CPU ms/token':>20} | {'bare relay CPU':>14} | {'longest gap ms':>14}"
             )
             print(header)
             print("-" * len(header))
             for concurrency in args.concurrency:
-                rounds = [measure(ours, gateway, concurrency, args) for _ in range(args.rounds)]
-                floor = measure(straight, None, concurrency, args)[1]
-                throughput, ttft, cpu = (statistics.median(r[i] for r in rounds) for i in range(3))
-                longest_gap = max(r[3] for r in rounds)
-                print(
-                    f"{concurrency:>5} | {throughput:>8.0f} | {ttft:>11.1f} | {floor:>14.1f} | "
-                    f"{ttft - floor:>+8.1f} | {cpu:>20.3f} | {longest_gap:>14.1f}",
-                    flush=True,
-                )
+                rounds = [
+                    measure_round(order, gateways, concurrency, args)
+                    for order in alternating([ours, relay, straight], args.rounds)
+                ]
+                print(summary(concurrency, rounds, ours, relay, straight), flush=True)
     finally:
         upstream.terminate()
         upstream.wait()
+
+
+Measured = tuple[float, float, float, float]  # what `measure` returns
+
+
+def alternating(targets: list[Target], rounds: int) -> list[list[Target]]:
+    """The order of each round: as given, then reversed, and so on."""
+    return [targets if index % 2 == 0 else targets[::-1] for index in range(rounds)]
+
+
+def measure_round(
+    order: list[Target],
+    gateways: dict[Target, psutil.Process],
+    concurrency: int,
+    args: argparse.Namespace,
+) -> dict[Target, Measured]:
+    return {target: measure(target, gateways.get(target), concurrency, args) for target in order}
+
+
+def summary(
+    concurrency: int,
+    rounds: list[dict[Target, Measured]],
+    ours: Target,
+    relay: Target,
+    straight: Target,
+) -> str:
+    """One line: medians over the rounds; the times added are each round's p50 TTFT less the
+    stand-in's own in the same round."""
+
+    def median(target: Target, index: int) -> float:
+        return statistics.median(measured[target][index] for measured in rounds)
+
+    def added(target: Target) -> float:
+        return statistics.median(measured[target][1] - measured[straight][1] for measured in rounds)
+
+    longest_gap = max(measured[ours][3] for measured in rounds)
+    return (
+        f"{concurrency:>5} | {median(ours, 0):>8.0f} | {median(ours, 1):>11.1f} | "
+        f"{median(straight, 1):>14.1f} | {added(ours):>+8.1f} | {added(relay):>+15.1f} | "
+        f"{median(ours, 2):>20.3f} | {median(relay, 2):>14.3f} | {longest_gap:>14.1f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=8796, help="our server's port")
     parser.add_argument("--upstream-port", type=int, default=8795)
+    parser.add_argument("--relay-port", type=int, default=8797, help="the bare relay's port")
     parser.add_argument("--interval-ms", type=float, default=10.0, help="between two tokens")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=4, help="requests per unit of concurrency")

@@ -21,7 +21,9 @@ On this CPU build the engines compute on the cores the HTTP processes need; `--e
 run first, as beside GPUs (`bench.machine.engines_behind`). `--engine-cores 0.8` also caps them
 at 0.8 cores' worth of CPU time, so that they generate at the same pace whichever path feeds
 them, as GPUs do: the throughput ratio then shows what this server adds in time, no longer the
-CPU it takes from the engines.
+CPU it takes from the engines. `--bare-relay` adds a third path to every round, between the
+other two: the direct requests through `bench.bare_relay` (uvicorn and aiohttp relaying bytes,
+nothing else) in front of the router, what any Python HTTP hop adds on this machine.
 Run: `python -m bench.remote` (`--help` for options).
 """
 
@@ -29,7 +31,7 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
+import sys
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -40,9 +42,10 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.compare import MODEL, TOKEN, Ours, Run, Target, load
+from bench.compare import MODEL, TOKEN, Ours, Target, load
 from bench.machine import cpu_s, engines_behind, remove_engines_cgroup
-from bench.rounds import even_rounds, median, paired_differences, paired_ratios
+from bench.remote_report import Measured, describe, report
+from bench.rounds import even_rounds
 from bench.servers import serve_command, started
 from tests.support.upstream import ReplicaSpec, remote_model, replicas, router
 
@@ -91,35 +94,6 @@ def completion_event(event: dict[str, object]) -> tuple[str, int | None]:
     if isinstance(choices, list) and choices:
         text = str(choices[0].get("text") or "")
     return text, tokens
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One load run on one path, the CPU our server and the router spent meanwhile, and the
-    replicas' own mean time to first token of its requests."""
-
-    run: Run
-    gateway_cpu_s: float
-    router_cpu_s: float
-    replica_ttft_ms: float
-    # Our server's mean time from a request's arrival until it is handed to the engine
-    # (validated, templated, tokenized): its TTFT less its wait for the upstream's first token,
-    # from its own metrics. None on the direct path.
-    preparing_ms: float | None
-
-    @property
-    def beyond_replica_ms(self) -> float:
-        """Mean time to first token as the client saw it, less the replicas' own (arrival at
-        the replica to its first token): what the way there and back adds."""
-        mean_ttft_ms = statistics.mean(sample.ttft_s for sample in self.run.samples) * 1000
-        return mean_ttft_ms - self.replica_ttft_ms
-
-    @property
-    def tokens(self) -> int:
-        return sum(sample.output_tokens for sample in self.run.samples)
-
-    def ms_per_token(self, cpu_s: float) -> float:
-        return cpu_s * 1000 / max(self.tokens, 1)
 
 
 def histogram(urls: list[str], name: str) -> tuple[float, float]:
@@ -227,7 +201,8 @@ def run_all(args: argparse.Namespace) -> None:
         "tiny-qwq-32b", SERVED, max_model_len=24000, max_num_seqs=16, max_queued=256, lora=False
     )
     env = {**os.environ, "WORKERS_AI_LOCAL_API_TOKENS": TOKEN}
-    results: dict[int, list[tuple[Measured, Measured]]] = {}
+    # Per concurrency, per round: ours, direct (and the bare relay), in that order.
+    results: dict[int, list[tuple[Measured, ...]]] = {}
     with ExitStack() as stack:
         if args.engine_cores is not None:
             args.engines_behind = True
@@ -249,102 +224,45 @@ def run_all(args: argparse.Namespace) -> None:
         )
         direct = Direct("direct", front.url, cache_dir)
         check_equivalent(ours, direct)
-        gateway, front_process = psutil.Process(server.pid), psutil.Process(front.process.pid)
-        targets = (ours, direct)
+        targets: list[Target] = [ours, direct]
+        gateways: dict[Target, psutil.Process] = {ours: psutil.Process(server.pid)}
+        if args.bare_relay:
+            relay = Direct("bare relay", f"http://127.0.0.1:{args.relay_port}", cache_dir)
+            command = [sys.executable, "-m", "bench.bare_relay", "--port", str(args.relay_port)]
+            command += ["--upstream", front.url]
+            relay_process = stack.enter_context(
+                started(command, relay.base_url + "/health", work / "relay.log", env)
+            )
+            targets.append(relay)
+            gateways[relay] = psutil.Process(relay_process.pid)
+        front_process = psutil.Process(front.process.pid)
         replica_urls = [replica.url for replica in qwq]
         for concurrency in args.concurrency:
             results[concurrency] = []
             for round_number in range(args.rounds):
-                order = [0, 1] if round_number % 2 == 0 else [1, 0]
+                # Ours and direct first and last, then last and first: the comparison that
+                # matters has both orders in every pair of rounds. The relay goes in between.
+                order = [0, 2, 1] if len(targets) == 3 else [0, 1]
+                if round_number % 2:
+                    order.reverse()
                 measured: dict[int, Measured] = {}
                 for index in order:
                     measured[index] = measure(
                         targets[index],
-                        gateway,
+                        gateways.get(targets[index], gateways[ours]),
                         front_process,
                         replica_urls,
                         ours.base_url,
                         concurrency,
                         args,
                     )
-                results[concurrency].append((measured[0], measured[1]))
+                results[concurrency].append(tuple(measured[i] for i in range(len(targets))))
                 print(
                     f"  concurrency {concurrency}, round {round_number + 1}: "
                     + ", ".join(describe(targets[i].name, measured[i]) for i in order),
                     flush=True,
                 )
     report(results, args)
-
-
-def describe(name: str, measured: Measured) -> str:
-    run = measured.run
-    return f"{name} {run.output_tokens_per_s:.0f} tokens/s, p50 TTFT {run.p50_ttft_ms:.1f} ms"
-
-
-def report(results: dict[int, list[tuple[Measured, Measured]]], args: argparse.Namespace) -> None:
-    print(f"\nmodel: tiny random-weight Qwen2 ({MODEL} tokenizer), 2 replicas, vllm-router")
-    if args.engine_cores is not None:
-        print(f"engines: behind the HTTP processes, on at most {args.engine_cores:g} cores")
-    elif args.engines_behind:
-        print("engines: behind the HTTP processes, on every cycle they leave")
-    print(
-        f"streamed requests, max_tokens={args.max_tokens}, temperature 0, {args.rounds} "
-        "alternating rounds per concurrency; medians over rounds (ratios and +ms: over pairs of "
-        "rounds of both orders; range: of the pairs)"
-    )
-    header = (
-        f"{'conc.':>5} | {'tokens/s ours':>13} | {'direct':>6} | {'ratio (range)':>17} | "
-        f"{'p50 TTFT ms ours':>16} | {'direct':>6} | {'ratio':>5} | {'+ms':>6} | "
-        f"{'tokens/req':>10} | {'CPU ms/token gateway':>20} | {'router':>6} | "
-        f"{'TTFT beyond replicas ms ours':>28} | {'direct':>6} | {'+ms':>6} | "
-        f"{'preparing ms':>12}"
-    )
-    print(header)
-    print("-" * len(header))
-    for concurrency, rounds in results.items():
-        ours, direct = [pair[0] for pair in rounds], [pair[1] for pair in rounds]
-        ratios = paired_ratios(
-            [a.run.output_tokens_per_s / b.run.output_tokens_per_s for a, b in rounds]
-        )
-        ttft_ratio = median(
-            paired_ratios([a.run.p50_ttft_ms / b.run.p50_ttft_ms for a, b in rounds])
-        )
-        extra_ms = median(
-            paired_differences([a.run.p50_ttft_ms - b.run.p50_ttft_ms for a, b in rounds])
-        )
-        beyond = [a.beyond_replica_ms - b.beyond_replica_ms for a, b in rounds]
-        tokens = [statistics.mean(s.output_tokens for m in side for s in m.run.samples)
-                  for side in (ours, direct)]  # fmt: skip
-        print(
-            f"{concurrency:>5} | {median_of(ours, 'tokens/s'):>13.0f} | "
-            f"{median_of(direct, 'tokens/s'):>6.0f} | {median(ratios):>5.3f} "
-            f"({min(ratios):.2f}-{max(ratios):.2f}) | {median_of(ours, 'ttft'):>16.1f} | "
-            f"{median_of(direct, 'ttft'):>6.1f} | {ttft_ratio:>5.2f} | {extra_ms:>+6.1f} | "
-            f"{tokens[0]:>4.0f}/{tokens[1]:<5.0f} | "
-            f"{statistics.median(m.ms_per_token(m.gateway_cpu_s) for m in ours):>20.2f} | "
-            f"{statistics.median(m.ms_per_token(m.router_cpu_s) for m in direct):>6.2f} | "
-            f"{statistics.median(m.beyond_replica_ms for m in ours):>28.1f} | "
-            f"{statistics.median(m.beyond_replica_ms for m in direct):>6.1f} | "
-            f"{median(paired_differences(beyond)):>+6.1f} | "
-            f"{statistics.median(m.preparing_ms or 0.0 for m in ours):>12.2f}"
-        )
-    print(
-        "\nTTFT beyond replicas: the mean time to first token each client saw, less the "
-        "replicas' own mean (vllm:time_to_first_token_seconds: arrival at the replica to its "
-        "first token), so the replicas' queueing, which swings between rounds, cancels: what the "
-        "way there and back adds (our server, the router, the replicas' API servers)."
-    )
-    print(
-        "preparing: our server's mean time from a request's arrival until the upstream request "
-        "(validating, templating, tokenizing), from its own metrics."
-    )
-    print("targets: throughput ratio >= 0.95, p50 TTFT within 5 ms of direct")
-
-
-def median_of(runs: list[Measured], what: str) -> float:
-    if what == "tokens/s":
-        return statistics.median(m.run.output_tokens_per_s for m in runs)
-    return statistics.median(m.run.p50_ttft_ms for m in runs)
 
 
 def main() -> None:
@@ -357,6 +275,12 @@ def main() -> None:
         "--rounds", type=even_rounds, default=8, help="alternating rounds per concurrency (even)"
     )
     parser.add_argument("--workers", type=int, default=1, help="our server's `--workers`")
+    parser.add_argument(
+        "--bare-relay",
+        action="store_true",
+        help="a third path in every round: the direct requests through bench.bare_relay",
+    )
+    parser.add_argument("--relay-port", type=int, default=8798, help="the bare relay's port")
     parser.add_argument(
         "--engines-behind",
         action="store_true",
