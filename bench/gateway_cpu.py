@@ -38,6 +38,7 @@ import psutil
 from bench.compare import MODEL, TOKEN, Ours, Target, load
 from bench.machine import cpu_s
 from bench.remote import completion_event
+from bench.rounds import alternating
 from bench.servers import serve_command, started
 
 SERVED = "steady"
@@ -193,11 +194,6 @@ def run_all(args: argparse.Namespace) -> None:
 
 
 Measured = tuple[float, float, float, float]  # what `measure` returns
-
-
-def alternating(targets: list[Target], rounds: int) -> list[list[Target]]:
-    """The order of each round: as given, then reversed, and so on."""
-    return [targets if index % 2 == 0 else targets[::-1] for index in range(rounds)]
 
 
 def measure_round(

@@ -45,7 +45,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.compare import MODEL, TOKEN, Ours, Target, load
 from bench.machine import cpu_s, engines_behind, remove_engines_cgroup
 from bench.remote_report import Measured, describe, report
-from bench.rounds import even_rounds
+from bench.rounds import alternating, even_rounds
 from bench.servers import serve_command, started
 from tests.support.upstream import ReplicaSpec, remote_model, replicas, router
 
@@ -239,12 +239,10 @@ def run_all(args: argparse.Namespace) -> None:
         replica_urls = [replica.url for replica in qwq]
         for concurrency in args.concurrency:
             results[concurrency] = []
-            for round_number in range(args.rounds):
-                # Ours and direct first and last, then last and first: the comparison that
-                # matters has both orders in every pair of rounds. The relay goes in between.
-                order = [0, 2, 1] if len(targets) == 3 else [0, 1]
-                if round_number % 2:
-                    order.reverse()
+            # Ours and direct first and last, then last and first: the comparison that matters
+            # has both orders in every pair of rounds. The relay goes in between.
+            paths = [0, 2, 1] if len(targets) == 3 else [0, 1]
+            for round_number, order in enumerate(alternating(paths, args.rounds)):
                 measured: dict[int, Measured] = {}
                 for index in order:
                     measured[index] = measure(

@@ -13,6 +13,15 @@ import argparse
 import math
 import statistics
 from collections.abc import Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def alternating(paths: Sequence[T], rounds: int) -> list[list[T]]:
+    """The order of each round: as given, then reversed, and so on. The first and the last
+    swap places from one round to the next; a path in the middle stays there."""
+    return [list(paths) if index % 2 == 0 else list(paths)[::-1] for index in range(rounds)]
 
 
 def paired_ratios(ratios: Sequence[float]) -> list[float]:

@@ -11,7 +11,7 @@ import uvicorn
 
 from bench.bare_relay import BareRelay
 from bench.compare import Target
-from bench.gateway_cpu import alternating, answer, summary
+from bench.gateway_cpu import answer, summary
 
 STREAM = {"model": "steady", "prompt": [1, 2, 3], "max_tokens": 3, "stream": True}
 
@@ -85,12 +85,6 @@ def test_an_upstream_that_cannot_be_reached_is_a_502() -> None:
         assert asyncio.run(scenario()).status_code == 502
     finally:
         closed.close()
-
-
-def test_rounds_alternate_their_order() -> None:
-    a, b, c = Target("a", ""), Target("b", ""), Target("c", "")
-
-    assert alternating([a, b, c], 3) == [[a, b, c], [c, b, a], [a, b, c]]
 
 
 def test_the_time_added_is_taken_round_by_round() -> None:

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from bench.rounds import even_rounds, paired_differences, paired_ratios
+from bench.rounds import alternating, even_rounds, paired_differences, paired_ratios
 
 
 def test_an_order_effect_that_multiplies_cancels_within_a_pair() -> None:
@@ -27,3 +27,11 @@ def test_rounds_come_in_pairs() -> None:
     for odd in ("7", "0"):
         with pytest.raises(argparse.ArgumentTypeError):
             even_rounds(odd)
+
+
+def test_rounds_alternate_their_order() -> None:
+    assert alternating(["ours", "relay", "direct"], 3) == [
+        ["ours", "relay", "direct"],
+        ["direct", "relay", "ours"],
+        ["ours", "relay", "direct"],
+    ]
