@@ -96,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server.auth import check_token_policy
     from server.http.drain import Drain
     from server.http.draining_server import CONNECTIONS_CLOSE_S, DrainingServer
+    from server.http.head_with_body import HeadWithBodyProtocol
     from server.http.heap import freeze_startup_heap
     from server.workers import check_workers, run_workers
 
@@ -141,6 +142,7 @@ def _serve(args: argparse.Namespace) -> int:
             # repeat server.http.request_log's line for every request.
             log_config=None,
             access_log=False,
+            http=HeadWithBodyProtocol,  # a response's head and first body bytes in one write
             # Runs after the drain (SIGTERM, SIGINT), when every request has answered.
             timeout_graceful_shutdown=CONNECTIONS_CLOSE_S,
         ),

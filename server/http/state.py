@@ -1,7 +1,9 @@
 """What the app serves, as one typed object, and the FastAPI dependencies that hand it out.
 
 The lifespan builds a `Serving` once the engines run; routes receive its parts through the
-`Annotated` aliases below, so they read as prose and never touch `app.state` themselves.
+`Annotated` aliases below, so they read as prose and never touch `app.state` themselves. The
+generation routes, which FastAPI does not solve (`server.http.account_route`), read theirs with
+the plain functions (`serving_of`, `text_generation_of`).
 
 Every dependency is `async def`, though none awaits: FastAPI runs a plain `def` dependency in
 its thread pool, a thread hop per dependency per request, which under load queues behind the
@@ -51,7 +53,7 @@ def get_settings(request: Request) -> Settings:
 Served = Annotated[Serving, Depends(get_serving)]
 
 
-async def get_text_generation(request: Request) -> TextGeneration:
+def text_generation_of(request: Request) -> TextGeneration:
     return serving_of(request).generation
 
 
@@ -63,7 +65,6 @@ async def get_finetunes(request: Request) -> Finetunes:
     return serving_of(request).finetunes
 
 
-TextGenerationService = Annotated[TextGeneration, Depends(get_text_generation)]
 ServedCatalog = Annotated[ModelCatalog, Depends(get_catalog)]
 FinetuneRegistry = Annotated[Finetunes, Depends(get_finetunes)]
 
@@ -72,13 +73,18 @@ async def require_token(request: Request) -> None:
     authenticate(get_settings(request), request.headers.get("authorization"))
 
 
-async def require_token_and_account(request: Request) -> None:
+def authorize_account(request: Request) -> None:
     """The token first (401 before anything about the account), then the path's account. (Read
     from the path by hand: a declared parameter is validated again on every request, which
     cost more than the check. The OpenAPI document lists it, from the path.)"""
     settings = get_settings(request)
     authenticate(settings, request.headers.get("authorization"))
-    check_account(settings, request.path_params["account_id"], request.url.path)
+    # The scope's path, as `request.url.path` is: without building the whole URL.
+    check_account(settings, request.path_params["account_id"], request.scope["path"])
+
+
+async def require_token_and_account(request: Request) -> None:
+    authorize_account(request)
 
 
 Authenticated = Depends(require_token)

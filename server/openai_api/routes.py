@@ -11,20 +11,22 @@ import time
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from server.http.account_route import AccountRoute
 from server.http.body import read_json, requested_timeout, session_affinity
 from server.http.respond import respond
-from server.http.state import AuthorizedAccount, Served, TextGenerationService
+from server.http.state import serving_of, text_generation_of
 from server.openai_api.requests import chat_request, completion_request
 from server.openai_api.responses import ChatCompletion, TextCompletion, include_usage, new_id
 
-router = APIRouter(dependencies=[AuthorizedAccount])
-gateway = APIRouter(dependencies=[AuthorizedAccount])
+router = APIRouter(route_class=AccountRoute)
+gateway = APIRouter(route_class=AccountRoute)
 
 
 @router.post("/accounts/{account_id}/ai/v1/chat/completions")
 @gateway.post("/v1/{account_id}/{gateway_id}/workers-ai/v1/chat/completions")
-async def chat_completions(request: Request, service: TextGenerationService) -> Response:
+async def chat_completions(request: Request) -> Response:
     """An OpenAI chat completion, streamed or not, through the Workers AI service."""
+    service = text_generation_of(request)
     body = await read_json(request)
     model, native = chat_request(body, service.spec)
     prepared = await service.prepare(
@@ -40,7 +42,8 @@ async def chat_completions(request: Request, service: TextGenerationService) -> 
 
 
 @router.post("/accounts/{account_id}/ai/v1/completions")
-async def completions(request: Request, service: TextGenerationService) -> Response:
+async def completions(request: Request) -> Response:
+    service = text_generation_of(request)
     body = await read_json(request)
     model, native = completion_request(body, service.spec)
     prepared = await service.prepare(
@@ -55,7 +58,8 @@ async def completions(request: Request, service: TextGenerationService) -> Respo
 
 
 @router.get("/accounts/{account_id}/ai/v1/models")
-async def list_models(serving: Served) -> JSONResponse:
+async def list_models(request: Request) -> JSONResponse:
+    serving = serving_of(request)
     created = int(serving.started_at)
     data = [
         {"id": spec.name, "object": "model", "created": created, "owned_by": spec.author}

@@ -17,36 +17,36 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from server.errors import BadInput
-from server.generation.service import TextGeneration
+from server.http.account_route import AccountRoute
 from server.http.body import read_json, requested_timeout, session_affinity
 from server.http.respond import respond
-from server.http.state import AuthorizedAccount, TextGenerationService
+from server.http.state import text_generation_of
 from server.workers_ai.events import WorkersAIFormat
 
-router = APIRouter(dependencies=[AuthorizedAccount])
-gateway = APIRouter(dependencies=[AuthorizedAccount])
+router = APIRouter(route_class=AccountRoute)
+gateway = APIRouter(route_class=AccountRoute)
 
 GATEWAY = "/v1/{account_id}/{gateway_id}/workers-ai"
 
 
 @router.post("/accounts/{account_id}/ai/run/{model:path}")
 @gateway.post(GATEWAY + "/run/{model:path}")
-async def run_model(request: Request, service: TextGenerationService) -> Response:
-    return await run(request, service, path_model(request), await read_json(request))
+async def run_model(request: Request) -> Response:
+    return await run(request, path_model(request), await read_json(request))
 
 
 @router.post("/accounts/{account_id}/ai/run")
-async def run_universal(request: Request, service: TextGenerationService) -> Response:
+async def run_universal(request: Request) -> Response:
     """The universal form: `{"model": "@cf/...", "input": {...}}`."""
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         raise BadInput("required properties at '/' are 'model'")
-    return await run(request, service, body["model"], body.get("input"))
+    return await run(request, body["model"], body.get("input"))
 
 
 @gateway.post(GATEWAY + "/{model:path}")
-async def run_model_bare(request: Request, service: TextGenerationService) -> Response:
-    return await run(request, service, path_model(request), await read_json(request))
+async def run_model_bare(request: Request) -> Response:
+    return await run(request, path_model(request), await read_json(request))
 
 
 def path_model(request: Request) -> str:
@@ -56,8 +56,9 @@ def path_model(request: Request) -> str:
     return model
 
 
-async def run(request: Request, service: TextGeneration, model: str, body: Any) -> Response:
+async def run(request: Request, model: str, body: Any) -> Response:
     """Run a native Workers AI request: a JSON envelope, or Workers AI's SSE stream."""
+    service = text_generation_of(request)
     prepared = await service.prepare(
         model,
         body,

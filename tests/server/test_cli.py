@@ -14,6 +14,7 @@ import pytest
 
 from server import cli
 from server.http.drain import Drain
+from server.http.head_with_body import HeadWithBodyProtocol
 from server.http.heap import freeze_startup_heap
 from server.request_context import request_scope
 from tests.support.paths import REPO
@@ -121,6 +122,15 @@ def test_uvicorn_logs_through_our_handler_without_an_access_log_of_its_own(
     assert options["log_config"] is None
     assert options["access_log"] is False
     assert options["log_level"] == "warning"
+
+
+def test_responses_go_through_the_protocol_that_writes_the_head_with_the_body(
+    servers: list[dict[str, Any]],
+) -> None:
+    cli.main(["serve", "--config", CONFIG])
+
+    (options,) = servers
+    assert options["http"] is HeadWithBodyProtocol
 
 
 def test_the_heap_is_frozen_once_the_server_listens(servers: list[dict[str, Any]]) -> None:
