@@ -79,7 +79,7 @@ def authorize_account(request: Request) -> None:
     cost more than the check. The OpenAPI document lists it, from the path.)"""
     settings = get_settings(request)
     authenticate(settings, request.headers.get("authorization"))
-    # The scope's path, as `request.url.path` is: without building the whole URL.
+    # The path from the scope: `request.url` would build the whole URL for every request.
     check_account(settings, request.path_params["account_id"], request.scope["path"])
 
 
