@@ -24,6 +24,9 @@ them, as GPUs do: the throughput ratio then shows what this server adds in time,
 CPU it takes from the engines. `--bare-relay` adds a third path to every round, between the
 other two: the direct requests through `bench.bare_relay` (uvicorn and aiohttp relaying bytes,
 nothing else) in front of the router, what any Python HTTP hop adds on this machine.
+At concurrency 1 the replicas' pace swings by a fifth from one request to the next, more than the
+paths differ: `--concurrency 1 --requests 1 --rounds 60` alternates the paths request by request,
+and the 90% interval printed beside each median says whether it is clear of a target.
 Run: `python -m bench.remote` (`--help` for options).
 """
 

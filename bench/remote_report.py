@@ -5,7 +5,7 @@ import statistics
 from dataclasses import dataclass
 
 from bench.compare import MODEL, Run
-from bench.rounds import median, paired_differences, paired_ratios
+from bench.rounds import interval, median, paired_differences, paired_ratios
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,11 @@ def report(results: dict[int, list[tuple[Measured, ...]]], args: argparse.Namesp
     print(
         f"streamed requests, max_tokens={args.max_tokens}, temperature 0, {args.rounds} "
         "alternating rounds per concurrency; medians over rounds (ratios and +ms: over pairs of "
-        "rounds of both orders; range: of the pairs)"
+        "rounds of both orders; 90% interval: of that median, bootstrapped over the pairs)"
     )
     header = (
-        f"{'conc.':>5} | {'tokens/s ours':>13} | {'direct':>6} | {'ratio (range)':>17} | "
-        f"{'p50 TTFT ms ours':>16} | {'direct':>6} | {'ratio':>5} | {'+ms':>6} | "
+        f"{'conc.':>5} | {'tokens/s ours':>13} | {'direct':>6} | {'ratio (90% interval)':>19} | "
+        f"{'p50 TTFT ms ours':>16} | {'direct':>6} | {'ratio':>5} | {'+ms (90% interval)':>21} | "
         f"{'tokens/req':>10} | {'CPU ms/token gateway':>20} | {'router':>6} | "
         f"{'TTFT beyond replicas ms ours':>28} | {'direct':>6} | {'+ms':>6} | "
         f"{'preparing ms':>12}"
@@ -75,8 +75,11 @@ def report(results: dict[int, list[tuple[Measured, ...]]], args: argparse.Namesp
         ttft_ratio = median(
             paired_ratios([a.run.p50_ttft_ms / b.run.p50_ttft_ms for a, b in pairs])
         )
-        extra_ms = median(
-            paired_differences([a.run.p50_ttft_ms - b.run.p50_ttft_ms for a, b in pairs])
+        extras = paired_differences([a.run.p50_ttft_ms - b.run.p50_ttft_ms for a, b in pairs])
+        extra_ms, (ratio_low, ratio_high), (extra_low, extra_high) = (
+            median(extras),
+            interval(ratios),
+            interval(extras),
         )
         beyond = [a.beyond_replica_ms - b.beyond_replica_ms for a, b in pairs]
         tokens = [statistics.mean(s.output_tokens for m in side for s in m.run.samples)
@@ -84,8 +87,9 @@ def report(results: dict[int, list[tuple[Measured, ...]]], args: argparse.Namesp
         print(
             f"{concurrency:>5} | {median_of(ours, 'tokens/s'):>13.0f} | "
             f"{median_of(direct, 'tokens/s'):>6.0f} | {median(ratios):>5.3f} "
-            f"({min(ratios):.2f}-{max(ratios):.2f}) | {median_of(ours, 'ttft'):>16.1f} | "
-            f"{median_of(direct, 'ttft'):>6.1f} | {ttft_ratio:>5.2f} | {extra_ms:>+6.1f} | "
+            f"({ratio_low:.3f}-{ratio_high:.3f}) | {median_of(ours, 'ttft'):>16.1f} | "
+            f"{median_of(direct, 'ttft'):>6.1f} | {ttft_ratio:>5.2f} | {extra_ms:>+6.1f} "
+            f"({extra_low:+.1f} to {extra_high:+.1f}) | "
             f"{tokens[0]:>4.0f}/{tokens[1]:<5.0f} | "
             f"{statistics.median(m.ms_per_token(m.gateway_cpu_s) for m in ours):>20.2f} | "
             f"{statistics.median(m.ms_per_token(m.router_cpu_s) for m in direct):>6.2f} | "

@@ -6,11 +6,12 @@ on this machine: the run after another one on the same replicas starts from a di
 more than the servers differ. So rounds are taken in pairs, one of each order, and a pair's
 ratio is the geometric mean of its two rounds' ratios (its difference, their mean): an order
 effect that multiplies (or adds) cancels within the pair. The figures reported are the medians
-over the pairs.
+over the pairs, with a bootstrap interval: how far that median would move with other rounds.
 """
 
 import argparse
 import math
+import random
 import statistics
 from collections.abc import Sequence
 from typing import TypeVar
@@ -36,6 +37,17 @@ def paired_differences(differences: Sequence[float]) -> list[float]:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def interval(values: Sequence[float], confidence: float = 0.9) -> tuple[float, float]:
+    """The bootstrap interval of the median of `values` (one per pair): the range holding
+    `confidence` of the medians of 2000 resamples of them, with replacement (seeded: the same
+    values give the same interval). At concurrency 1 a pair's ratio swings by 20 % either way
+    with the replicas' pace; the interval says whether the median is still clear of a target."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(2000))
+    tail = round(len(medians) * (1 - confidence) / 2)
+    return medians[tail], medians[len(medians) - 1 - tail]
 
 
 def even_rounds(text: str) -> int:

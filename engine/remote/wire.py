@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from engine.errors import (
     EngineBusyError,
@@ -170,7 +171,7 @@ def without_prompt_ids(payload: bytes) -> bytes:
         return payload
     end = payload.find(b"]", start + len(PROMPT_IDS_FIELD))
     if end < 0:
-        return payload  # malformed: json.loads will say so
+        return payload  # malformed: parsing it will say so
     rest = payload[end + 1 :]
     if rest.startswith(b","):
         return payload[:start] + rest[1:]
@@ -186,7 +187,7 @@ def read_chunk(payload: bytes | str, adapter: str | None = None) -> Chunk | None
     try:
         if isinstance(payload, bytes):
             payload = without_prompt_ids(payload)
-        data = json.loads(payload)
+        data = orjson.loads(payload)
         if not isinstance(data, dict):
             raise TypeError(type(data).__name__)
         if "error" in data:

@@ -58,8 +58,13 @@ def split_reasoning(text: str, *, in_reasoning: bool) -> tuple[str, str]:
 
 
 def partial_suffix(text: str, marker: str) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of `marker`."""
-    for length in range(min(len(marker) - 1, len(text)), 0, -1):
-        if text.endswith(marker[:length]):
-            return length
+    """Length of the longest suffix of `text` that is a proper prefix of `marker`.
+
+    Such a suffix starts with the marker's first character within its last `len(marker) - 1`
+    characters: only those places are tried (it runs for every token, and most have none)."""
+    index = text.find(marker[0], max(len(text) - len(marker) + 1, 0))
+    while index >= 0:
+        if marker.startswith(text[index:]):
+            return len(text) - index
+        index = text.find(marker[0], index + 1)
     return 0

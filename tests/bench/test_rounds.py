@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from bench.rounds import alternating, even_rounds, paired_differences, paired_ratios
+from bench.rounds import alternating, even_rounds, interval, paired_differences, paired_ratios
 
 
 def test_an_order_effect_that_multiplies_cancels_within_a_pair() -> None:
@@ -35,3 +35,15 @@ def test_rounds_alternate_their_order() -> None:
         ["direct", "relay", "ours"],
         ["ours", "relay", "direct"],
     ]
+
+
+def test_the_interval_holds_the_median_and_narrows_with_more_pairs() -> None:
+    few = [0.8, 1.2, 0.9, 1.1, 1.0, 0.85]
+    many = few * 10
+
+    low, high = interval(few)
+    assert low <= 0.95 <= high  # the median of `few`, between 0.9 and 1.0
+    many_low, many_high = interval(many)
+    assert low <= many_low <= many_high <= high
+    assert many_high - many_low < high - low
+    assert interval(few) == (low, high)  # seeded

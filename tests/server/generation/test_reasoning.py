@@ -1,8 +1,15 @@
 """Splitting streamed output at `</think>`, however the chunks fall."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from server.generation.reasoning import ReasoningSplitter, Segment, split_reasoning
+from server.generation.reasoning import (
+    ReasoningSplitter,
+    Segment,
+    partial_suffix,
+    split_reasoning,
+)
 
 OUTPUT = "I should greet.\n</think>\n\nHello!"
 
@@ -61,3 +68,19 @@ def test_only_the_first_marker_ends_reasoning() -> None:
 )
 def test_split_whole_text(text: str, in_reasoning: bool, expected: tuple[str, str]) -> None:
     assert split_reasoning(text, in_reasoning=in_reasoning) == expected
+
+
+def longest_partial_suffix(text: str, marker: str) -> int:
+    """The definition, tried length by length."""
+    for length in range(min(len(marker) - 1, len(text)), 0, -1):
+        if text.endswith(marker[:length]):
+            return length
+    return 0
+
+
+@given(
+    text=st.text(alphabet="</tink>ax", max_size=24),
+    marker=st.sampled_from(["</think>", "<tool_call>", "aab", "aaa", "<"]),
+)
+def test_partial_suffix_is_the_longest_tail_that_starts_the_marker(text: str, marker: str) -> None:
+    assert partial_suffix(text, marker) == longest_partial_suffix(text, marker)

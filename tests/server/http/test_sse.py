@@ -7,6 +7,7 @@ Each chunk is one write to the client: one event's payloads, the last event's wi
 """
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from server.generation.output import (
     ToolCallChunk,
 )
 from server.generation.schemas import ToolCall, Usage
-from server.http.sse import DONE, sse_body
+from server.http.sse import DONE, encode, sse_body
 from tests.support.sse import parse_events
 
 USAGE = Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5)
@@ -261,3 +262,19 @@ def test_after_the_last_event_the_events_run_to_their_end_unseen(
     assert events.sent == 2  # read to the end, not closed early
     assert events.exits == []
     assert "after a stream's last event" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"response": 'h\u00e9llo \u2028\n"\\ \x01', "p": "abc"},
+        {"response": "", "usage": {"prompt_tokens": 24, "completion_tokens": 17}},
+        # An integer beyond 64 bits, which orjson refuses: the standard library writes it.
+        {"response": "", "tool_calls": [{"name": "f", "arguments": {"n": 2**70, "x": [1, None]}}]},
+    ],
+    ids=["text", "usage", "big-integer"],
+)
+def test_an_event_is_compact_utf8_json(payload: dict[str, Any]) -> None:
+    compact = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+    assert encode(payload) == b"data: " + compact.encode() + b"\n\n"
