@@ -53,8 +53,10 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    """One SSE event: `data: <compact JSON>` and a blank line. orjson writes the same compact
-    UTF-8 JSON as the standard library, in a fifth of its time per token."""
+    """One SSE event: `data: <compact JSON>` and a blank line. orjson writes the compact UTF-8
+    JSON the standard library writes, in a fifth of its time per token; only floats differ (it
+    writes 1e-05 as 0.00001, as JavaScript does, and NaN as null, where `json` writes invalid
+    JSON)."""
     try:
         data = orjson.dumps(payload)
     except TypeError:
