@@ -69,3 +69,46 @@ def test_a_tokenizer_without_a_backend_goes_through_its_encode() -> None:
             return [ord(character) for character in text]
 
     assert prompt_encoder(Slow())("ab") == [97, 98]
+
+
+def test_a_backend_without_encode_batch_fast_goes_through_encode_batch(
+    tokenizers: dict[str, Any],
+) -> None:
+    """tokenizers before 0.21 have `encode_batch` alone; the ids are the same."""
+    real = tokenizers["tiny-qwq-32b"].backend_tokenizer
+
+    class OlderBackend:
+        truncation = None
+        padding = None
+
+        def encode_batch(self, texts: list[str], add_special_tokens: bool) -> Any:
+            return real.encode_batch(texts, add_special_tokens=add_special_tokens)
+
+    class Tokenizer:
+        backend_tokenizer = OlderBackend()
+
+    encode = prompt_encoder(Tokenizer())
+
+    assert encode.__name__ == "through_backend"
+    assert encode(CHAT) == tokenizers["tiny-qwq-32b"].encode(CHAT, add_special_tokens=False)
+
+
+def test_encode_batch_fast_is_called_where_the_backend_has_it(
+    tokenizers: dict[str, Any],
+) -> None:
+    real = tokenizers["tiny-qwq-32b"].backend_tokenizer
+
+    class Backend:
+        truncation = None
+        padding = None
+
+        def encode_batch(self, texts: list[str], add_special_tokens: bool) -> Any:
+            raise AssertionError("computes the offsets nobody reads")
+
+        def encode_batch_fast(self, texts: list[str], add_special_tokens: bool) -> Any:
+            return real.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
+
+    class Tokenizer:
+        backend_tokenizer = Backend()
+
+    assert prompt_encoder(Tokenizer())(CHAT) == real.encode(CHAT, add_special_tokens=False).ids
