@@ -8,6 +8,7 @@ from engine.types import (
     CheckpointInfo,
     CheckpointTemplate,
     Delta,
+    EngineLoad,
     EngineStatus,
     GenerationParams,
 )
@@ -53,6 +54,14 @@ class Engine(Protocol):
         self, prompt_token_ids: list[int], params: GenerationParams, request_id: str
     ) -> AsyncGenerator[Delta, None]: ...
 
-    async def status(self) -> EngineStatus: ...
+    def load(self) -> EngineLoad:
+        """The requests it holds now and its capacity, known without asking anyone: what the
+        server reads before preparing each request."""
+        ...
+
+    async def status(self) -> EngineStatus:
+        """Its load and its health, which may be asked of the engine (a remote one's upstream):
+        what `/health` and `/metrics` report."""
+        ...
 
     async def close(self) -> None: ...

@@ -76,6 +76,17 @@ class SwapState:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineLoad:
+    """The requests an engine holds now: running, and admitted but waiting for a running slot."""
+
+    running_requests: int
+    waiting_requests: int = 0
+    # Requests it admits at once, running and waiting; past it new ones are refused (None: no
+    # limit). The server refuses early, before preparing a request it could not admit.
+    capacity: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EngineStatus:
     """What `/health` and `/metrics` report for one engine: requests running now, and those
     admitted that wait for a running slot."""
@@ -84,9 +95,7 @@ class EngineStatus:
     running_requests: int
     waiting_requests: int = 0
     detail: str = ""
-    # Requests it admits at once, running and waiting; past it new ones are refused (None: no
-    # limit). The server refuses early, before preparing a request it could not admit.
-    capacity: int | None = None
+    capacity: int | None = None  # as in EngineLoad
     swap: SwapState | None = None  # set for members of a swap group
 
 

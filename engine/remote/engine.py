@@ -72,6 +72,7 @@ from engine.types import (
     CheckpointInfo,
     CheckpointTemplate,
     Delta,
+    EngineLoad,
     EngineStatus,
     FinishReason,
     GenerationParams,
@@ -273,14 +274,19 @@ class RemoteEngine:
             logger.error("could not publish LoRA adapter %r: %s", adapter.name, error)
             raise EngineError(f"could not publish LoRA adapter '{adapter.name}'") from None
 
+    def load(self) -> EngineLoad:
+        """This server's requests upstream now. The upstream is not asked: a request's
+        admission never waits for, nor starts, a health probe."""
+        return EngineLoad(
+            running_requests=self._in_flight, capacity=self._config.max_concurrent_requests
+        )
+
     async def status(self) -> EngineStatus:
-        """Healthy while the upstream's /health answered 200 within the last second; running
-        requests are this server's requests upstream now."""
+        """Healthy while the upstream's /health answered 200 within the last second."""
         healthy, detail = await self._health.check()
         return EngineStatus(
             healthy=healthy,
             running_requests=self._in_flight,
-            waiting_requests=0,
             detail=detail,
             capacity=self._config.max_concurrent_requests,
         )

@@ -1,7 +1,8 @@
 """Whether the upstream answers `GET /health` with 200, asked at most once per interval.
 
-`status()` is called often (each request's admission, `/health`, `/metrics`, the watchdog), so
-the answer is cached, and a request does not wait for the network: an answer older than the
+The engine's `status()` asks it, for `/health` and `/metrics` (and, with several workers, each
+worker's gauges once a second); a request never does: its admission reads the engine's `load()`.
+The answer is cached, and a caller does not wait for the network: an answer older than the
 interval is still given while one probe, in the background, refreshes it (a router's /readiness
 under load can take 100 ms and more). Only an answer older than `max_stale_s` (an idle server's)
 is waited for; callers that find it so share one probe, and a probe that hangs ends after a

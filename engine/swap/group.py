@@ -32,7 +32,7 @@ from engine.config import SwapGroupConfig
 from engine.errors import EngineBusyError, EngineDeadError, EngineError, EngineStartError
 from engine.protocol import Engine
 from engine.swap.member import SwapMember, SwapMethod
-from engine.types import EngineStatus, GenerationParams, SwapState
+from engine.types import EngineLoad, EngineStatus, GenerationParams, SwapState
 
 logger = logging.getLogger(__name__)
 
@@ -97,40 +97,52 @@ class SwapGroup:
     def turn(self, member: SwapMember, *, reject_if_busy: bool) -> "_Turn":
         return _Turn(self, member, reject_if_busy)
 
-    async def status_of(self, member: SwapMember) -> EngineStatus:
+    def load_of(self, member: SwapMember) -> EngineLoad:
+        """The awake member's engine's load, with the turns waiting for it; an asleep or
+        waking member's turns."""
         turns = member.turns
         if self.failure is not None:
+            return EngineLoad(running_requests=0)
+        if self._state_of(member) == "awake":
+            inner = member.engine.load()
+            return EngineLoad(
+                running_requests=inner.running_requests,
+                waiting_requests=inner.waiting_requests + turns.waiting,
+                capacity=inner.capacity,
+            )
+        return EngineLoad(
+            running_requests=turns.running,
+            waiting_requests=turns.waiting,
+            capacity=member.waiting_limit(),
+        )
+
+    async def status_of(self, member: SwapMember) -> EngineStatus:
+        if self.failure is not None:
             return EngineStatus(healthy=False, running_requests=0, detail=self.failure)
-        state: Literal["awake", "asleep", "waking"]
-        if self._swapping_to is member:
-            state = "waking"
-        elif self._awake is member and self._swapping_to is None:
-            state = "awake"
-        else:
-            state = "asleep"
+        state = self._state_of(member)
         swap = SwapState(
             group=self.config.name,
             state=state,
             swaps=self.swaps,
             swap_seconds=self.swap_seconds,
         )
-        if state == "awake":
-            inner = await member.engine.status()
-            return EngineStatus(
-                healthy=inner.healthy,
-                running_requests=inner.running_requests,
-                waiting_requests=inner.waiting_requests + turns.waiting,
-                detail=inner.detail,
-                capacity=inner.capacity,
-                swap=swap,
-            )
+        load = self.load_of(member)
+        inner = await member.engine.status() if state == "awake" else None
         return EngineStatus(
-            healthy=True,
-            running_requests=turns.running,
-            waiting_requests=turns.waiting,
-            capacity=member.waiting_limit(),
+            healthy=True if inner is None else inner.healthy,
+            running_requests=load.running_requests,
+            waiting_requests=load.waiting_requests,
+            detail="" if inner is None else inner.detail,
+            capacity=load.capacity,
             swap=swap,
         )
+
+    def _state_of(self, member: SwapMember) -> Literal["awake", "asleep", "waking"]:
+        if self._swapping_to is member:
+            return "waking"
+        if self._awake is member and self._swapping_to is None:
+            return "awake"
+        return "asleep"
 
     async def close(self) -> None:
         if self._scheduler is not None:

@@ -14,6 +14,7 @@ from engine.types import (
     CheckpointInfo,
     CheckpointTemplate,
     Delta,
+    EngineLoad,
     EngineStatus,
     GenerationParams,
 )
@@ -100,6 +101,9 @@ class SwapMember:
                 async for delta in deltas:
                     yield delta
 
+    def load(self) -> EngineLoad:
+        return self._group_().load_of(self)
+
     async def status(self) -> EngineStatus:
         return await self._group_().status_of(self)
 
@@ -113,7 +117,7 @@ class SwapMember:
             self._engine = await self._start()
             if self._first is None:
                 self._first = self._engine
-                self.capacity = (await self._engine.status()).capacity
+                self.capacity = self._engine.load().capacity
         elif method == "sleep":
             assert isinstance(self._engine, Sleeper)
             await self._engine.wake_up()

@@ -33,6 +33,7 @@ from engine.types import (
     CheckpointInfo,
     CheckpointTemplate,
     Delta,
+    EngineLoad,
     EngineStatus,
     FinishReason,
     GenerationParams,
@@ -224,18 +225,28 @@ class VllmEngine:
             logger.exception("generation failed in the engine of %s", self._name)
             raise EngineError("generation failed") from error
 
-    async def status(self) -> EngineStatus:
+    def load(self) -> EngineLoad:
         """Requests in the engine now (AsyncLLM's unfinished ones), split as its scheduler last
         reported: those it reported waiting (at most all of them) wait, the others run."""
         if self._llm.errored:
-            return EngineStatus(healthy=False, running_requests=0, detail="engine stopped")
+            return EngineLoad(running_requests=0)
         unfinished: int = self._llm.get_num_unfinished_requests()
         waiting = 0 if self._metrics is None else min(self._metrics.counts.waiting, unfinished)
-        return EngineStatus(
-            healthy=True,
+        return EngineLoad(
             running_requests=unfinished - waiting,
             waiting_requests=waiting,
             capacity=self._llm.scheduler_config.max_num_queued_reqs,
+        )
+
+    async def status(self) -> EngineStatus:
+        if self._llm.errored:
+            return EngineStatus(healthy=False, running_requests=0, detail="engine stopped")
+        load = self.load()
+        return EngineStatus(
+            healthy=True,
+            running_requests=load.running_requests,
+            waiting_requests=load.waiting_requests,
+            capacity=load.capacity,
         )
 
     async def sleep(self) -> None:

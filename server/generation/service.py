@@ -154,7 +154,7 @@ class TextGeneration:
         """
         model = self._models.get(model_name)
         if model is not None:
-            await self._admit(model)
+            self._admit(model)
         work = partial(
             self._prepare,
             model_name,
@@ -176,15 +176,16 @@ class TextGeneration:
         finally:
             self._in_preparation[model_name] -= 1
 
-    async def _admit(self, model: ServedModel) -> None:
+    def _admit(self, model: ServedModel) -> None:
         """Refuse at once (CapacityExceeded) when the engine is full: the requests it holds and
         those being prepared for it reach its capacity. Preparing first would make a request
-        that is then refused wait behind every other one being prepared."""
-        status = await model.engine.status()
-        if status.capacity is None:
+        that is then refused wait behind every other one being prepared. (Its load, not its
+        status: a remote engine's status may ask the upstream for its health.)"""
+        load = model.engine.load()
+        if load.capacity is None:
             return
-        held = status.running_requests + status.waiting_requests
-        if held + self._in_preparation[model.spec.name] >= status.capacity:
+        held = load.running_requests + load.waiting_requests
+        if held + self._in_preparation[model.spec.name] >= load.capacity:
             raise CapacityExceeded()
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from engine.types import (
     CheckpointInfo,
     CheckpointTemplate,
     Delta,
+    EngineLoad,
     EngineStatus,
     FinishReason,
     GenerationParams,
@@ -38,8 +39,8 @@ class FakeEngine:
     healthy: bool = True
     calls: list[Call] = field(default_factory=list)
     running: int = 0
-    waiting: int = 0  # what `status` reports waiting; nothing here ever waits
-    capacity: int | None = None  # what `status` reports; the server's early admission reads it
+    waiting: int = 0  # what `load` and `status` report waiting; nothing here ever waits
+    capacity: int | None = None  # what `load` reports; the server's early admission reads it
     aborted: int = 0
     loaded_adapters: list[Adapter] = field(default_factory=list)
     adapter_failure: EngineError | None = None
@@ -100,6 +101,11 @@ class FakeEngine:
             raise
         finally:
             self.running -= 1
+
+    def load(self) -> EngineLoad:
+        return EngineLoad(
+            running_requests=self.running, waiting_requests=self.waiting, capacity=self.capacity
+        )
 
     async def status(self) -> EngineStatus:
         return EngineStatus(

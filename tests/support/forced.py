@@ -22,6 +22,7 @@ from engine.types import (
     CheckpointInfo,
     CheckpointTemplate,
     Delta,
+    EngineLoad,
     EngineStatus,
     GenerationParams,
     StructuredOutput,
@@ -70,6 +71,9 @@ class ForcedEngine:
     ) -> AsyncGenerator[Delta, None]:
         forced = replace(params, structured=StructuredOutput(regex=self.regex))
         return self.inner.generate(prompt_token_ids, forced, request_id)
+
+    def load(self) -> EngineLoad:
+        return self.inner.load()
 
     async def status(self) -> EngineStatus:
         return await self.inner.status()

@@ -296,13 +296,20 @@ def test_past_max_concurrent_requests_a_request_is_refused_as_busy(
 ) -> None:
     upstream.replies.append(Endless())
 
-    async def scenario(engine: RemoteEngine) -> tuple[int, int | None]:
+    async def scenario(engine: RemoteEngine) -> list[tuple[int, int | None]]:
         async with aclosing(engine.generate(PROMPT, PLAIN, "first")) as first:
             await anext(first)
             with pytest.raises(EngineBusyError):
                 await collect(engine, GenerationParams(8, 0.0, reject_if_busy=True))
-            status = await engine.status()
-        return status.running_requests, status.capacity
+            status, load = await engine.status(), engine.load()
+        after = engine.load()
+        return [
+            (status.running_requests, status.capacity),
+            (load.running_requests, load.capacity),
+            (after.running_requests, after.capacity),
+        ]
 
-    assert run(remote(upstream, max_concurrent_requests=1), cache_dir, scenario) == (1, 1)
+    held = run(remote(upstream, max_concurrent_requests=1), cache_dir, scenario)
+
+    assert held == [(1, 1), (1, 1), (0, 1)]
     assert len(upstream.calls("/v1/completions")) == 1

@@ -216,6 +216,16 @@ async def test_waiting_past_the_limit_is_refused() -> None:
         await asyncio.sleep(0.01)
         status = await members[QWQ].status()
         assert status.waiting_requests == 4
+        # The load admission reads says the same, for the asleep member and the awake one.
+        for member in (members[QWQ], members[R1]):
+            load, status = member.load(), await member.status()
+            assert (load.running_requests, load.waiting_requests, load.capacity) == (
+                status.running_requests,
+                status.waiting_requests,
+                status.capacity,
+            )
+        assert members[QWQ].load().capacity == 4
+        assert members[R1].load().running_requests == 1
         with pytest.raises(EngineBusyError):
             await run(members[QWQ])
         await hold

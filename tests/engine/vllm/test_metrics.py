@@ -50,5 +50,8 @@ def test_the_engines_requests_split_as_its_scheduler_last_reported(
     engine = VllmEngine(StandInLLM(unfinished), QWQ, metrics=metrics)
 
     status = asyncio.run(engine.status())
+    load = engine.load()
 
     assert (status.running_requests, status.waiting_requests) == (running, waiting)
+    assert (load.running_requests, load.waiting_requests) == (running, waiting)
+    assert load.capacity == status.capacity

@@ -151,3 +151,22 @@ def test_a_full_engine_is_refused_before_the_request_is_prepared(
         assert response.headers["retry-after"] == "1"
         assert encoded == []  # refused before templating and tokenizing
         assert engine.calls == []
+
+
+def test_a_request_reads_the_engines_load_and_never_its_status(
+    client: TestClient, engines: dict[str, FakeEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote engine's status may ask its upstream for its health (and wait for the answer
+    when it is old): no request's admission waits for it or starts it."""
+    engine = engines[QWQ]
+    engine.capacity = 4
+
+    async def status() -> None:
+        raise AssertionError("a request asked for the engine's status")
+
+    monkeypatch.setattr(engine, "status", status)
+
+    for stream in (False, True):
+        response = client.post(run_url(QWQ), json={"prompt": "Hi", "stream": stream}, headers=AUTH)
+        assert response.status_code == 200, response.text
+    assert len(engine.calls) == 2
