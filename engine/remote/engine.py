@@ -284,11 +284,12 @@ class RemoteEngine:
     async def status(self) -> EngineStatus:
         """Healthy while the upstream's /health answered 200 within the last second."""
         healthy, detail = await self._health.check()
+        load = self.load()
         return EngineStatus(
             healthy=healthy,
-            running_requests=self._in_flight,
+            running_requests=load.running_requests,
             detail=detail,
-            capacity=self._config.max_concurrent_requests,
+            capacity=load.capacity,
         )
 
     async def close(self) -> None:

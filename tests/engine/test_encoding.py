@@ -2,6 +2,8 @@
 `encode(text, add_special_tokens=False)`, and transformers itself where they would differ."""
 
 import copy
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -71,44 +73,27 @@ def test_a_tokenizer_without_a_backend_goes_through_its_encode() -> None:
     assert prompt_encoder(Slow())("ab") == [97, 98]
 
 
-def test_a_backend_without_encode_batch_fast_goes_through_encode_batch(
-    tokenizers: dict[str, Any],
+@pytest.mark.parametrize("has_fast", [True, False], ids=["tokenizers-0.21", "older"])
+def test_the_call_without_offsets_is_made_where_the_backend_has_it(
+    tokenizers: dict[str, Any], has_fast: bool
 ) -> None:
-    """tokenizers before 0.21 have `encode_batch` alone; the ids are the same."""
+    """`encode_batch_fast` (tokenizers 0.21 and later), never `encode_batch`, which computes the
+    offsets nobody reads; `encode_batch` on a backend without it. The ids are the same."""
     real = tokenizers["tiny-qwq-32b"].backend_tokenizer
+    calls: list[str] = []
 
-    class OlderBackend:
-        truncation = None
-        padding = None
+    def recorded(name: str) -> Callable[..., Any]:
+        def call(texts: list[str], add_special_tokens: bool) -> Any:
+            calls.append(name)
+            return getattr(real, name)(texts, add_special_tokens=add_special_tokens)
 
-        def encode_batch(self, texts: list[str], add_special_tokens: bool) -> Any:
-            return real.encode_batch(texts, add_special_tokens=add_special_tokens)
+        return call
 
-    class Tokenizer:
-        backend_tokenizer = OlderBackend()
-
-    encode = prompt_encoder(Tokenizer())
+    backend = SimpleNamespace(truncation=None, padding=None, encode_batch=recorded("encode_batch"))
+    if has_fast:
+        backend.encode_batch_fast = recorded("encode_batch_fast")
+    encode = prompt_encoder(SimpleNamespace(backend_tokenizer=backend))
 
     assert encode.__name__ == "through_backend"
-    assert encode(CHAT) == tokenizers["tiny-qwq-32b"].encode(CHAT, add_special_tokens=False)
-
-
-def test_encode_batch_fast_is_called_where_the_backend_has_it(
-    tokenizers: dict[str, Any],
-) -> None:
-    real = tokenizers["tiny-qwq-32b"].backend_tokenizer
-
-    class Backend:
-        truncation = None
-        padding = None
-
-        def encode_batch(self, texts: list[str], add_special_tokens: bool) -> Any:
-            raise AssertionError("computes the offsets nobody reads")
-
-        def encode_batch_fast(self, texts: list[str], add_special_tokens: bool) -> Any:
-            return real.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
-
-    class Tokenizer:
-        backend_tokenizer = Backend()
-
-    assert prompt_encoder(Tokenizer())(CHAT) == real.encode(CHAT, add_special_tokens=False).ids
+    assert encode(CHAT) == real.encode(CHAT, add_special_tokens=False).ids
+    assert calls == ["encode_batch_fast" if has_fast else "encode_batch"]
