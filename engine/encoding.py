@@ -7,8 +7,8 @@ A fast (Rust) tokenizer is called directly: transformers' `encode` checks its ar
 the backend's truncation and padding, and builds a `BatchEncoding` on every call, which took as
 long as the encoding itself for a chat prompt (some 40 us of the gateway's CPU per request).
 The call is `encode_batch_fast` where the backend has it (tokenizers 0.21 and later): transformers'
-`encode_batch` without the character offsets, which nobody here reads (an 80k-token prompt in
-about three quarters of the time). Both release the GIL, so a long prompt tokenized on a
+`encode_batch` without the character offsets, which nobody here reads (a long prompt in half to
+three quarters of the time). Both release the GIL, so a long prompt tokenized on a
 preparing thread leaves the event loop running. A backend set to truncate, pad or split special
 tokens would answer otherwise: such a tokenizer goes through transformers.
 """
