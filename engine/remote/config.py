@@ -52,6 +52,13 @@ class RemoteConfig(BaseModel):
         "adapter's base_model_name_or_path. Default: the `root` upstream /v1/models reports for "
         "served_model_name, else served_model_name.",
     )
+    lora_keep_days: float = Field(
+        default=7,
+        ge=1 / 24,
+        description="Adapters published in lora_dir that no request named for this many days "
+        "are removed from it (old versions, deleted finetunes); a later request publishes "
+        "them again.",
+    )
     zero_adapter: bool = Field(
         default=False,
         description="Send requests without an adapter through an all-zero adapter. Needed for "

@@ -107,7 +107,7 @@ class RemoteEngine:
         client: UpstreamClient,
         max_model_len: int,
         publisher: AdapterPublisher | None = None,
-        zero_adapter: str | None = None,
+        zero_adapter: bool = False,
     ) -> None:
         self._config = config
         self._name = name
@@ -130,16 +130,18 @@ class RemoteEngine:
         try:
             card = await wait_for_model(client, config, name)
             max_model_len = served_length(config, card, name)
-            publisher, zero_adapter = None, None
+            publisher = None
             if config.lora_dir is not None and config.enable_lora:
                 root = card.get("root")
                 base = config.base_model or (root if isinstance(root, str) else None)
                 publisher = AdapterPublisher(
-                    config.lora_dir.expanduser(), base or config.served_model_name
+                    config.lora_dir.expanduser(),
+                    base or config.served_model_name,
+                    keep_s=config.lora_keep_days * 86400,
                 )
                 await asyncio.to_thread(publisher.sweep)
                 if config.zero_adapter:
-                    zero_adapter = await publisher.publish_zero_adapter(checkpoint.info)
+                    await publisher.publish_zero_adapter(checkpoint.info)
                 logger.info(
                     "%s: LoRA adapters are published in %s for replicas whose --model is %r",
                     name,
@@ -156,6 +158,7 @@ class RemoteEngine:
             config.served_model_name,
             max_model_len,
         )
+        zero_adapter = publisher is not None and config.zero_adapter
         return cls(config, name, checkpoint, client, max_model_len, publisher, zero_adapter)
 
     def encode(self, text: str) -> list[int]:
@@ -244,6 +247,8 @@ class RemoteEngine:
         try:
             async with self._client.stream("/v1/completions", body, headers) as response:
                 if response.status != 200:
+                    if response.status == 404 and self._publisher is not None:
+                        self._publisher.forget(body["model"])  # its folder may be gone
                     message = await error_message(response)
                     raise status_error(response.status, message, adapter)
                 async for payload in data_events(response.content.iter_any()):
@@ -265,7 +270,9 @@ class RemoteEngine:
         """The upstream `model` of a request: the base model (or the zero adapter), or the
         adapter's published name, publishing it first."""
         if adapter is None:
-            return self._zero_adapter or self._config.served_model_name
+            if self._zero_adapter and self._publisher is not None:
+                return await self._publisher.zero_adapter()
+            return self._config.served_model_name
         if self._publisher is None:
             raise EngineRequestError(f"LoRA is not enabled for {self._name}")
         try:

@@ -19,7 +19,16 @@ target and renames it into place; when several processes publish one adapter at 
 rename wins and the others find the target there. The weights are copied, not hard-linked:
 a link would change with the source if the source were rewritten in place, under a replica
 that already loaded it, and it would keep the source's permissions (replicas may run as another
-user). Old versions are left in place: a replica may still be using them.
+user).
+
+Unused adapters are removed. Every version of every adapter gets a folder of its own, so
+`lora_dir` would only grow. A server process marks the folder of each adapter it names upstream
+as used (its mtime, at most once every MARK_INTERVAL_S per folder), and `prune_unused` removes
+the folders no process has marked for `keep_s` (RemoteConfig.lora_keep_days): at startup and
+after each publish, the only way the folder grows. A removed adapter that a request names again
+is published again: a process checks the folder is still there when it marks it, and forgets
+its mark when a replica answers 404 for the name. A replica that had loaded an adapter keeps
+serving it from memory; the files matter only to a replica that loads it.
 """
 
 import asyncio
@@ -28,9 +37,12 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.durable import fsync_path
@@ -43,47 +55,106 @@ logger = logging.getLogger(__name__)
 PREFIX = "adapter-"
 # Temp folders older than this are leftovers of a publisher that died.
 STALE_PARTIAL_S = 3600.0
+# How often a process marks the folder of an adapter it keeps naming as used (see above).
+MARK_INTERVAL_S = 60.0
+DEFAULT_KEEP_S = 7 * 24 * 3600.0
 _CHUNK = 1 << 20
 
 
 class AdapterPublisher:
-    """Publishes the adapters of one remote engine, once each per server process."""
+    """Publishes the adapters of one remote engine, once each per server process, and marks
+    the ones it names as used."""
 
-    def __init__(self, lora_dir: Path, base_model: str) -> None:
+    def __init__(
+        self,
+        lora_dir: Path,
+        base_model: str,
+        keep_s: float = DEFAULT_KEEP_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.lora_dir = lora_dir
         self.base_model = base_model
+        self.keep_s = keep_s
+        self._clock = clock
         self._names: dict[int, str] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._marked: dict[str, float] = {}  # folder name -> clock() when last marked
+        self._zero: tuple[CheckpointInfo, str] | None = None
+        self._zero_lock = asyncio.Lock()
 
     async def upstream_name(self, adapter: Adapter) -> str:
-        """The upstream `model` of `adapter`, published first if this process has not yet.
-        `Adapter.id` names one version of an adapter for the life of this process."""
+        """The upstream `model` of `adapter`, published first if this process has not yet, or
+        if its folder was removed since. `Adapter.id` names one version of an adapter for the
+        life of this process."""
         name = self._names.get(adapter.id)
-        if name is not None:
+        if name is not None and self._in_place(name):
             return name
         async with self._locks.setdefault(adapter.id, asyncio.Lock()):
-            if adapter.id not in self._names:
-                name = await asyncio.to_thread(
-                    publish, adapter.path, self.lora_dir, self.base_model
-                )
+            name = self._names.get(adapter.id)
+            if name is None or not self._in_place(name):
+                name = await asyncio.to_thread(self._publish, adapter.path)
                 logger.info("published LoRA adapter %r as %s/%s", adapter.name, self.lora_dir, name)
                 self._names[adapter.id] = name
-        return self._names[adapter.id]
+        return name
 
     async def publish_zero_adapter(self, checkpoint: CheckpointInfo) -> str:
-        """Publish an adapter whose weights are all zero (see `engine.vllm.lora`)."""
+        """Publish an adapter whose weights are all zero (see `engine.vllm.lora`); requests
+        without an adapter then name it (`zero_adapter`)."""
         from engine.vllm.lora import write_zero_adapter
 
         def write_and_publish() -> str:
             with tempfile.TemporaryDirectory(prefix="workers-ai-local-zero-lora-") as folder:
                 write_zero_adapter(Path(folder), checkpoint)
-                return publish(Path(folder), self.lora_dir, self.base_model)
+                return self._publish(Path(folder))
 
-        return await asyncio.to_thread(write_and_publish)
+        async with self._zero_lock:
+            if self._zero is None or not self._in_place(self._zero[1]):
+                self._zero = checkpoint, await asyncio.to_thread(write_and_publish)
+            return self._zero[1]
+
+    async def zero_adapter(self) -> str:
+        """The upstream `model` of a request without an adapter: the zero adapter, published
+        again if its folder was removed since."""
+        if self._zero is None:
+            raise RuntimeError("the zero adapter was never published")
+        checkpoint, name = self._zero
+        if self._in_place(name):
+            return name
+        return await self.publish_zero_adapter(checkpoint)
+
+    def forget(self, name: str) -> None:
+        """A replica did not find `name`: check its folder before naming it again."""
+        self._marked.pop(name, None)
 
     def sweep(self) -> None:
-        """Remove temp folders that publishers which died left behind."""
+        """Remove temp folders that publishers which died left behind, and unused adapters."""
         sweep_partials(self.lora_dir)
+        prune_unused(self.lora_dir, self.keep_s)
+
+    def _publish(self, folder: Path) -> str:
+        """Publish (blocking), mark it used, and prune what is unused: the folder grows here."""
+        name = publish(folder, self.lora_dir, self.base_model)
+        self._marked.pop(name, None)
+        self._in_place(name)
+        prune_unused(self.lora_dir, self.keep_s)
+        return name
+
+    def _in_place(self, name: str) -> bool:
+        """Whether the folder `name` is still published; marks it used if not marked lately."""
+        now = self._clock()
+        last = self._marked.get(name)
+        if last is not None and now - last < MARK_INTERVAL_S:
+            return True
+        try:
+            os.utime(self.lora_dir / name)
+        except FileNotFoundError:
+            self._marked.pop(name, None)
+            return False
+        except OSError as error:
+            # Unmarked, it may be pruned while used; it is then published again.
+            logger.warning("could not mark %s/%s as used: %s", self.lora_dir, name, error)
+        self._marked[name] = now
+        return True
 
 
 def publish(folder: Path, lora_dir: Path, base_model: str) -> str:
@@ -133,6 +204,45 @@ def sweep_partials(lora_dir: Path, older_than_s: float = STALE_PARTIAL_S) -> Non
                 shutil.rmtree(leftover, ignore_errors=True)
         except OSError:
             continue  # another process swept it
+
+
+def prune_unused(lora_dir: Path, keep_s: float, now: float | None = None) -> list[str]:
+    """Remove the published adapters (`adapter-*` folders) that no process marked as used in
+    the last `keep_s` seconds; the names removed. Each is renamed out of the way first (a
+    replica finds it whole or not at all) and put back if a process marked it meanwhile; a
+    crash before it is deleted leaves a partial folder for `sweep_partials`."""
+    if not lora_dir.is_dir():
+        return []
+    current = time.time() if now is None else now
+    cutoff = current - keep_s
+    removed: list[str] = []
+    for folder in lora_dir.glob(PREFIX + "*"):
+        doomed = lora_dir / f".{folder.name}.{secrets.token_hex(4)}.removed.partial"
+        try:
+            status = folder.lstat()
+            if not stat.S_ISDIR(status.st_mode) or status.st_mtime >= cutoff:
+                continue
+            folder.rename(doomed)
+            if doomed.stat().st_mtime >= cutoff:  # marked between lstat and rename
+                _put_back(doomed, folder)
+                continue
+        except FileNotFoundError:
+            continue  # another process removed it
+        except OSError as error:
+            logger.warning("could not remove the unused LoRA adapter %s: %s", folder, error)
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
+        days = (current - status.st_mtime) / 86400
+        logger.info("removed LoRA adapter %s, unused for %.1f days", folder, days)
+        removed.append(folder.name)
+    return removed
+
+
+def _put_back(doomed: Path, folder: Path) -> None:
+    try:
+        doomed.rename(folder)
+    except OSError:  # published again meanwhile: that copy is as good
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _published_config(folder: Path, base_model: str) -> bytes:

@@ -1,7 +1,9 @@
 """LoRA for remote replicas: adapters published for vLLM's filesystem resolver, named upstream."""
 
+import asyncio
 import json
 import os
+import shutil
 import stat
 import threading
 import time
@@ -14,7 +16,13 @@ import engine.remote.lora
 from engine.errors import EngineRequestError
 from engine.lora.format import CONFIG_FILE, WEIGHTS_FILE
 from engine.remote.engine import RemoteEngine
-from engine.remote.lora import publish, sweep_partials
+from engine.remote.lora import (
+    MARK_INTERVAL_S,
+    AdapterPublisher,
+    prune_unused,
+    publish,
+    sweep_partials,
+)
 from engine.types import Adapter, GenerationParams
 from tests.engine.remote.conftest import remote, run
 from tests.engine.remote.test_generate import PLAIN, collect
@@ -126,6 +134,98 @@ def test_the_sweep_removes_old_partial_folders_only(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == [fresh.name, published.name]
 
 
+DAY_S = 86400.0
+
+
+def aged(path: Path, days: float) -> Path:
+    then = time.time() - days * DAY_S
+    os.utime(path, (then, then), follow_symlinks=False)
+    return path
+
+
+def test_published_adapters_unused_for_the_time_kept_are_removed(tmp_path: Path) -> None:
+    unused = publish(write_adapter(tmp_path / "a", base_model=QWQ, seed=1), tmp_path, BASE)
+    used = publish(write_adapter(tmp_path / "b", base_model=QWQ, seed=2), tmp_path, BASE)
+    aged(tmp_path / unused, days=8)
+    aged(tmp_path / used, days=6)
+    others = [tmp_path / "mine", tmp_path / "adapter-file", tmp_path / "adapter-link"]
+    others[0].mkdir()
+    others[1].write_text("not a folder")
+    others[2].symlink_to(tmp_path / "mine")
+    for path in others:
+        aged(path, days=30)
+
+    assert prune_unused(tmp_path, keep_s=7 * DAY_S) == [unused]
+
+    left = {path.name for path in tmp_path.iterdir()}
+    assert left == {"a", "b", used, *(path.name for path in others)}
+    assert (tmp_path / "mine").is_dir()
+
+
+def test_a_folder_marked_while_it_is_pruned_is_put_back(
+    pirate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lora_dir = tmp_path / "lora"
+    name = publish(pirate, lora_dir, BASE)
+    aged(lora_dir / name, days=30)
+    rename = Path.rename
+
+    def marked_meanwhile(self: Path, target: Path) -> Path:
+        if self.name == name:
+            os.utime(self)  # another process names it, between the check and the rename
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", marked_meanwhile)
+
+    assert prune_unused(lora_dir, keep_s=DAY_S) == []
+    assert [path.name for path in lora_dir.iterdir()] == [name]
+    assert (lora_dir / name / WEIGHTS_FILE).read_bytes() == (pirate / WEIGHTS_FILE).read_bytes()
+
+
+def test_a_process_marks_what_it_names_and_publishes_again_what_was_removed(
+    pirate: Path, tmp_path: Path
+) -> None:
+    lora_dir = tmp_path / "lora"
+    now = [1000.0]
+    publisher = AdapterPublisher(lora_dir, BASE, keep_s=DAY_S, clock=lambda: now[0])
+    adapter = Adapter(name="pirate", id=7, path=pirate)
+
+    async def scenario() -> None:
+        name = await publisher.upstream_name(adapter)
+        folder = aged(lora_dir / name, days=2)
+        before = folder.stat().st_mtime
+        assert await publisher.upstream_name(adapter) == name
+        assert folder.stat().st_mtime == before  # marked once a minute at most
+        now[0] += MARK_INTERVAL_S
+        assert await publisher.upstream_name(adapter) == name
+        assert folder.stat().st_mtime > time.time() - 60  # marked as used
+        assert prune_unused(lora_dir, keep_s=DAY_S) == []
+
+        aged(folder, days=2)
+        assert prune_unused(lora_dir, keep_s=DAY_S) == [name]  # e.g. by another process
+        now[0] += MARK_INTERVAL_S
+        assert await publisher.upstream_name(adapter) == name
+        assert (folder / WEIGHTS_FILE).read_bytes() == (pirate / WEIGHTS_FILE).read_bytes()
+
+    asyncio.run(scenario())
+
+
+def test_publishing_prunes_what_is_unused(pirate: Path, tmp_path: Path) -> None:
+    lora_dir = tmp_path / "lora"
+    old = publish(write_adapter(tmp_path / "old", base_model=QWQ, seed=2), lora_dir, BASE)
+    aged(lora_dir / old, days=3)
+    publisher = AdapterPublisher(lora_dir, BASE, keep_s=DAY_S)
+
+    name = asyncio.run(publisher.upstream_name(Adapter(name="pirate", id=7, path=pirate)))
+
+    assert [path.name for path in lora_dir.iterdir()] == [name]
+
+
+def test_keeping_adapters_less_than_an_hour_is_refused(upstream: FakeUpstream) -> None:
+    with pytest.raises(ValueError, match="lora_keep_days"):
+        remote(upstream, enable_lora=True, lora_dir="/tmp/lora", lora_keep_days=0.01)
+
+
 def lora_settings(tmp_path: Path, **more: Any) -> dict[str, Any]:
     return {"enable_lora": True, "lora_dir": tmp_path / "lora", **more}
 
@@ -173,6 +273,45 @@ def test_an_adapter_the_upstream_cannot_find_is_a_request_error_naming_it(
         run(remote(upstream, **lora_settings(tmp_path)), cache_dir, scenario)
 
 
+def test_after_a_404_the_adapters_folder_is_checked_again(
+    upstream: FakeUpstream, cache_dir: Path, pirate: Path, tmp_path: Path
+) -> None:
+    adapter = Adapter(name="pirate", id=7, path=pirate)
+    upstream.replies.append(Failure(404, "The model does not exist."))
+
+    async def scenario(engine: RemoteEngine) -> None:
+        await engine.load_adapter(adapter)
+        (published,) = (tmp_path / "lora").iterdir()
+        shutil.rmtree(published)  # pruned by another process
+        with pytest.raises(EngineRequestError, match="LoRA adapter 'pirate'"):
+            await collect(engine, GenerationParams(8, 0.0, adapter=adapter))
+        await collect(engine, GenerationParams(8, 0.0, adapter=adapter))
+
+    run(remote(upstream, **lora_settings(tmp_path)), cache_dir, scenario)
+
+    (published,) = (tmp_path / "lora").iterdir()
+    models = [call.body["model"] for call in upstream.calls("/v1/completions")]
+    assert models == [published.name, published.name]
+    assert (published / WEIGHTS_FILE).read_bytes() == (pirate / WEIGHTS_FILE).read_bytes()
+
+
+def test_the_start_removes_unused_adapters(
+    upstream: FakeUpstream, cache_dir: Path, pirate: Path, tmp_path: Path
+) -> None:
+    lora_dir = tmp_path / "lora"
+    old = aged(lora_dir / publish(pirate, lora_dir, BASE), days=8)
+    retrained = write_adapter(tmp_path / "b", base_model=QWQ, seed=2)
+    young = aged(lora_dir / publish(retrained, lora_dir, BASE), days=6)
+
+    async def scenario(engine: RemoteEngine) -> None:
+        pass
+
+    run(remote(upstream, **lora_settings(tmp_path)), cache_dir, scenario)
+
+    assert [path.name for path in lora_dir.iterdir()] == [young.name]
+    assert not old.exists()
+
+
 def test_without_lora_an_adapter_is_refused(
     upstream: FakeUpstream, cache_dir: Path, pirate: Path
 ) -> None:
@@ -194,6 +333,23 @@ def test_with_the_zero_adapter_requests_without_one_run_through_it(
     (zero,) = (tmp_path / "lora").iterdir()
     assert upstream.calls("/v1/completions")[-1].body["model"] == zero.name
     assert config_of(zero)["base_model_name_or_path"] == BASE
+    assert config_of(zero)["r"] == 1
+
+
+def test_a_removed_zero_adapter_is_published_again(
+    upstream: FakeUpstream, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.remote.lora, "MARK_INTERVAL_S", 0.0)  # checked at every request
+
+    async def scenario(engine: RemoteEngine) -> None:
+        (zero,) = (tmp_path / "lora").iterdir()
+        shutil.rmtree(zero)
+        await collect(engine, PLAIN)
+
+    run(remote(upstream, **lora_settings(tmp_path, zero_adapter=True)), cache_dir, scenario)
+
+    (zero,) = (tmp_path / "lora").iterdir()
+    assert upstream.calls("/v1/completions")[-1].body["model"] == zero.name
     assert config_of(zero)["r"] == 1
 
 
