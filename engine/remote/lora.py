@@ -152,7 +152,8 @@ class AdapterPublisher:
             return False
         except OSError as error:
             # Unmarked, it may be pruned while used; it is then published again.
-            logger.warning("could not mark %s/%s as used: %s", self.lora_dir, name, error)
+            log = logger.debug if name in self._marked else logger.warning
+            log("could not mark %s/%s as used: %s", self.lora_dir, name, error)
         self._marked[name] = now
         return True
 

@@ -210,6 +210,32 @@ def test_a_process_marks_what_it_names_and_publishes_again_what_was_removed(
     asyncio.run(scenario())
 
 
+def test_a_folder_that_cannot_be_marked_is_still_named_with_one_warning(
+    pirate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1000.0]
+    publisher = AdapterPublisher(tmp_path / "lora", BASE, clock=lambda: now[0])
+    adapter = Adapter(name="pirate", id=7, path=pirate)
+
+    def refused(path: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    async def scenario() -> list[str]:
+        monkeypatch.setattr(os, "utime", refused)
+        names = []
+        for _ in range(3):
+            names.append(await publisher.upstream_name(adapter))
+            now[0] += MARK_INTERVAL_S
+        return names
+
+    names = asyncio.run(scenario())
+
+    assert len(set(names)) == 1
+    assert (tmp_path / "lora" / names[0]).is_dir()
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "mark" in r.message]
+    assert len(warnings) == 1, warnings
+
+
 def test_publishing_prunes_what_is_unused(pirate: Path, tmp_path: Path) -> None:
     lora_dir = tmp_path / "lora"
     old = publish(write_adapter(tmp_path / "old", base_model=QWQ, seed=2), lora_dir, BASE)
