@@ -31,8 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="server processes on one port; more than 1 only when every model is remote",
     )
-    # A listening socket handed down by `--workers` (server.workers); not for people.
+    # A listening socket handed down by `--workers` (server.workers), and how many workers
+    # share it; not for people.
     serve.add_argument("--socket-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-of", type=int, default=1, help=argparse.SUPPRESS)
     serve.add_argument(
         "--log-format",
         choices=["text", "json"],
@@ -98,11 +100,12 @@ def _serve(args: argparse.Namespace) -> int:
     from server.http.draining_server import CONNECTIONS_CLOSE_S, DrainingServer
     from server.http.head_with_body import HeadWithBodyProtocol
     from server.http.heap import freeze_startup_heap
-    from server.workers import check_workers, run_workers
+    from server.workers import check_workers, run_workers, worker_share
 
     settings = load_settings(
         args.config, host=args.host, port=args.port, log_format=args.log_format
     )
+    settings = worker_share(settings, args.worker_of)
     configure_logging(args.log_level, settings.log_format)
     check_token_policy(settings)
     check_workers(settings, args.workers)

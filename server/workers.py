@@ -5,13 +5,16 @@ This process binds the port and starts N copies of `serve`, each given a listeni
 (`--socket-fd`). On Linux each worker has a socket of its own on the port (SO_REUSEPORT), and the
 kernel spreads new connections over them evenly; on one shared socket, the worker that wakes
 first accepts every connection waiting, and a burst of new clients lands on that one worker
-(seen: eight of eight). Elsewhere they share one socket. Nothing else is
-shared in memory: request ids are random, finetunes live on disk (one writer at a time by file
-lock), and each process reports its own `/health`. `/metrics` reports the whole set, whichever
-worker answers: the workers start with PROMETHEUS_MULTIPROC_DIR naming a fresh directory of this
-process's (`server.http.metrics_multiprocess`), in which prometheus-client keeps every worker's
-values; a worker that exits has its live gauges taken out of the sums, and the directory is
-removed once every worker has stopped.
+(seen: eight of eight). Elsewhere they share one socket. Nothing else is shared in memory:
+request ids are random, finetunes live on disk (one writer at a time by file lock), and each
+process reports its own `/health`. A remote model's `max_concurrent_requests` is split between
+the workers (`worker_share`, told by `--worker-of N`), so that the set never sends more upstream
+than the config says: each worker refuses past its share, and connections are spread evenly.
+`/metrics` reports the whole set, whichever worker answers: the workers start with
+PROMETHEUS_MULTIPROC_DIR naming a fresh directory of this process's
+(`server.http.metrics_multiprocess`), in which prometheus-client keeps every worker's values; a
+worker that exits has its live gauges taken out of the sums, and the directory is removed once
+every worker has stopped.
 
 SIGTERM and SIGINT are passed on to every worker, which drains as a single server does. When a
 worker exits by itself, the others are stopped and this process exits with the worker's
@@ -45,6 +48,35 @@ def check_workers(settings: Settings, workers: int) -> None:
             f"--workers {workers} needs every model on a remote engine; "
             f"{', '.join(local)} would start an engine in every worker"
         )
+
+
+def worker_share(settings: Settings, workers: int) -> Settings:
+    """The settings of one worker among `workers`: each remote model's
+    `max_concurrent_requests` divided between them (at least 1 each)."""
+    if workers == 1:
+        return settings
+    models = []
+    for model in settings.models:
+        if model.remote is not None and model.remote.max_concurrent_requests is not None:
+            share = max(model.remote.max_concurrent_requests // workers, 1)
+            remote = model.remote.model_copy(update={"max_concurrent_requests": share})
+            model = model.model_copy(update={"remote": remote})
+        models.append(model)
+    return settings.model_copy(update={"models": models})
+
+
+def describe_shares(settings: Settings, workers: int) -> list[str]:
+    """What each worker may send upstream, where the config sets a limit."""
+    lines = []
+    for model in settings.models:
+        cap = None if model.remote is None else model.remote.max_concurrent_requests
+        if cap is not None:
+            share = max(cap // workers, 1)
+            lines.append(
+                f"{model.name}: at most {share} requests upstream per worker, "
+                f"{share * workers} in all (max_concurrent_requests {cap})"
+            )
+    return lines
 
 
 def bind(host: str, port: int, count: int = 1) -> list[socket.socket]:
@@ -91,7 +123,10 @@ def run_workers(serve_args: list[str], settings: Settings, workers: int) -> int:
     """Run `workers` copies of `serve <serve_args>` on one port until they stop; the exit
     status of the first that stopped by itself, or 0 after a signal."""
     listeners = bind(settings.host, settings.port, workers)
-    command = [sys.executable, "-m", "server.cli", "serve", *serve_args, "--socket-fd"]
+    for line in describe_shares(settings, workers):
+        logger.info("%s", line)
+    command = [sys.executable, "-m", "server.cli", "serve", *serve_args]
+    command += ["--worker-of", str(workers), "--socket-fd"]
     with SharedMetricsDir() as metrics_dir:
         environment = metrics_dir.environment(os.environ)
         try:

@@ -68,8 +68,9 @@ class RemoteConfig(BaseModel):
     max_concurrent_requests: int | None = Field(
         default=None,
         ge=1,
-        description="Requests this server sends upstream at once; past it requests are refused "
-        "with 429 (code 3040). Default: no limit (the upstream's own queue answers 503 -> 429).",
+        description="Requests this server sends upstream at once (with `serve --workers N`, "
+        "each worker N-th of them); past it requests are refused with 429 (code 3040). Default: "
+        "no limit (the upstream's own queue answers 503 -> 429).",
     )
     start_timeout_s: float = Field(
         default=600,
