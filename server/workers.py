@@ -48,11 +48,20 @@ def check_workers(settings: Settings, workers: int) -> None:
             f"--workers {workers} needs every model on a remote engine; "
             f"{', '.join(local)} would start an engine in every worker"
         )
+    for model in settings.models:
+        cap = None if model.remote is None else model.remote.max_concurrent_requests
+        if cap is not None and cap < workers:
+            raise ConfigError(
+                f"{model.name}: max_concurrent_requests {cap} cannot be shared by {workers} "
+                f"workers (each sends at least one request upstream): raise it to {workers} "
+                "or run fewer workers"
+            )
 
 
 def worker_share(settings: Settings, workers: int) -> Settings:
     """The settings of one worker among `workers`: each remote model's
-    `max_concurrent_requests` divided between them (at least 1 each)."""
+    `max_concurrent_requests` divided between them (at least 1 each; `check_workers` refuses
+    a limit below `workers`)."""
     if workers == 1:
         return settings
     models = []

@@ -69,8 +69,8 @@ class RemoteConfig(BaseModel):
         default=None,
         ge=1,
         description="Requests this server sends upstream at once (with `serve --workers N`, "
-        "each worker N-th of them); past it requests are refused with 429 (code 3040). Default: "
-        "no limit (the upstream's own queue answers 503 -> 429).",
+        "each worker an N-th of them); past it requests are refused with 429 (code 3040). "
+        "Default: no limit (the upstream's own queue answers 503 -> 429).",
     )
     start_timeout_s: float = Field(
         default=600,

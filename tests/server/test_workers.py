@@ -36,8 +36,13 @@ from tests.support.worker_set import (
 R1 = "@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"
 
 
-def remote_model() -> ModelSettings:
-    remote = RemoteConfig(url="http://127.0.0.1:1", served_model_name="m", tokenizer="tiny-qwq-32b")
+def remote_model(max_concurrent_requests: int | None = None) -> ModelSettings:
+    remote = RemoteConfig(
+        url="http://127.0.0.1:1",
+        served_model_name="m",
+        tokenizer="tiny-qwq-32b",
+        max_concurrent_requests=max_concurrent_requests,
+    )
     return ModelSettings(name=QWQ, remote=remote)
 
 
@@ -52,6 +57,9 @@ def test_more_than_one_worker_needs_every_model_remote() -> None:
         check_workers(Settings(models=[remote_model(), local]), 2)
     with pytest.raises(ConfigError, match="at least 1"):
         check_workers(Settings(models=[remote_model()]), 0)
+    check_workers(Settings(models=[remote_model(max_concurrent_requests=3)]), 3)
+    with pytest.raises(ConfigError, match="max_concurrent_requests 3 cannot be shared by 4"):
+        check_workers(Settings(models=[remote_model(max_concurrent_requests=3)]), 4)
 
 
 def caps(settings: Settings) -> list[int | None]:
@@ -59,16 +67,14 @@ def caps(settings: Settings) -> list[int | None]:
 
 
 def test_each_worker_gets_its_share_of_max_concurrent_requests() -> None:
-    remote = RemoteConfig(url="http://127.0.0.1:1", served_model_name="m", tokenizer="tiny-qwq-32b")
-    limited = remote.model_copy(update={"max_concurrent_requests": 10})
-    settings = Settings(
-        models=[ModelSettings(name=QWQ, remote=limited), ModelSettings(name=R1, remote=remote)]
-    )
+    limited = remote_model(max_concurrent_requests=10)
+    r1 = ModelSettings(name=R1, remote=remote_model().remote)
+    settings = Settings(models=[limited, r1])
 
     assert worker_share(settings, 1) is settings
     shared = worker_share(settings, 4)
     assert caps(shared) == [2, None]
-    assert shared.models[0].remote == limited.model_copy(update={"max_concurrent_requests": 2})
+    assert shared.models[0] == remote_model(max_concurrent_requests=2)
     assert caps(worker_share(settings, 16)) == [1, None]
     assert describe_shares(settings, 4) == [
         f"{QWQ}: at most 2 requests upstream per worker, 8 in all (max_concurrent_requests 10)"
