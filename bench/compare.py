@@ -15,6 +15,7 @@ import asyncio
 import gc
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -155,15 +156,31 @@ async def one_request(
     )
 
 
+def arrivals(requests: int, rate: float | None, seed: int = 0) -> list[float]:
+    """When each request is sent, in seconds from the first: all at once (`rate` None: a
+    closed loop, each sent as one ends), or a Poisson process of `rate` a second, the same
+    for every path (`vllm bench serve --request-rate` draws them so)."""
+    if rate is None:
+        return [0.0] * requests
+    draw = random.Random(seed)
+    times, now = [], 0.0
+    for _ in range(requests):
+        times.append(now)
+        now += draw.expovariate(rate)
+    return times
+
+
 async def load(
     target: Target,
     concurrency: int,
     requests: int,
     max_tokens: int,
     after_warm_up: Callable[[], None] | None = None,
+    request_rate: float | None = None,
 ) -> Run:
-    """`requests` streamed requests, `concurrency` at a time, after two short warm-up ones;
-    `after_warm_up` is called between those and the measured ones."""
+    """`requests` streamed requests, at most `concurrency` at a time, after two short warm-up
+    ones; sent as soon as one ends, or at `request_rate` a second (Poisson arrivals);
+    `after_warm_up` is called between the warm-up and the measured ones."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(headers=headers, timeout=600, limits=limits) as client:
@@ -176,8 +193,10 @@ async def load(
         gc.collect()
         gc.freeze()
         gate = asyncio.Semaphore(concurrency)
+        schedule = arrivals(requests, request_rate)
 
         async def gated(index: int) -> Sample:
+            await asyncio.sleep(start + schedule[index] - time.perf_counter())
             async with gate:
                 prompt = f"Request {index}: explain topic number {index} in detail."
                 return await one_request(client, target, prompt, max_tokens)

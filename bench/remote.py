@@ -27,6 +27,10 @@ nothing else) in front of the router, what any Python HTTP hop adds on this mach
 At concurrency 1 the replicas' pace swings by a fifth from one request to the next, more than the
 paths differ: `--concurrency 1 --requests 1 --rounds 60` alternates the paths request by request,
 and the 90% interval printed beside each median says whether it is clear of a target.
+Requests are sent in a closed loop (each as one ends: equal requests end together, so a
+concurrency level's requests arrive in bursts), or with `--request-rate R` at Poisson arrivals of
+R a second, the same times for both paths, with `--concurrency` as the most at once (as
+`vllm bench serve --request-rate` with `--max-concurrency`).
 Run: `python -m bench.remote` (`--help` for options).
 """
 
@@ -156,7 +160,9 @@ def measure(
         )
 
     requests = args.requests * concurrency
-    run = asyncio.run(load(target, concurrency, requests, args.max_tokens, mark_start))
+    run = asyncio.run(
+        load(target, concurrency, requests, args.max_tokens, mark_start, args.request_rate)
+    )
     before, after = start["histograms"], Histograms.read(replica_urls, ours_url)
     counted = after.replicas_ttft[1] - before.replicas_ttft[1]
     if counted != requests:
@@ -276,6 +282,13 @@ def main() -> None:
         "--rounds", type=even_rounds, default=8, help="alternating rounds per concurrency (even)"
     )
     parser.add_argument("--workers", type=int, default=1, help="our server's `--workers`")
+    parser.add_argument(
+        "--request-rate",
+        type=float,
+        metavar="R",
+        help="send requests at R a second (Poisson arrivals, the same for both paths), with "
+        "--concurrency as the most at once; default: a closed loop, each sent as one ends",
+    )
     parser.add_argument(
         "--bare-relay",
         action="store_true",

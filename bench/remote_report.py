@@ -48,6 +48,11 @@ def report(results: dict[int, list[tuple[Measured, ...]]], args: argparse.Namesp
         print(f"engines: behind the HTTP processes, on at most {args.engine_cores:g} cores")
     elif args.engines_behind:
         print("engines: behind the HTTP processes, on every cycle they leave")
+    if args.request_rate is not None:
+        print(
+            f"arrivals: Poisson, {args.request_rate:g} requests/s, at most `conc.` at once "
+            "(the same arrival times for both paths)"
+        )
     print(
         f"streamed requests, max_tokens={args.max_tokens}, temperature 0, {args.rounds} "
         "alternating rounds per concurrency; medians over rounds (ratios and +ms: over pairs of "
