@@ -60,14 +60,14 @@ def check_workers(settings: Settings, workers: int) -> None:
 
 def worker_share(settings: Settings, workers: int) -> Settings:
     """The settings of one worker among `workers`: each remote model's
-    `max_concurrent_requests` divided between them (at least 1 each; `check_workers` refuses
-    a limit below `workers`)."""
+    `max_concurrent_requests` divided between them (`check_workers` refuses a limit below
+    `workers`)."""
     if workers == 1:
         return settings
     models = []
     for model in settings.models:
         if model.remote is not None and model.remote.max_concurrent_requests is not None:
-            share = max(model.remote.max_concurrent_requests // workers, 1)
+            share = model.remote.max_concurrent_requests // workers
             remote = model.remote.model_copy(update={"max_concurrent_requests": share})
             model = model.model_copy(update={"remote": remote})
         models.append(model)
@@ -75,15 +75,14 @@ def worker_share(settings: Settings, workers: int) -> Settings:
 
 
 def describe_shares(settings: Settings, workers: int) -> list[str]:
-    """What each worker may send upstream, where the config sets a limit."""
+    """What each worker may send upstream (`worker_share`), where the config sets a limit."""
     lines = []
     for model in settings.models:
         cap = None if model.remote is None else model.remote.max_concurrent_requests
         if cap is not None:
-            share = max(cap // workers, 1)
             lines.append(
-                f"{model.name}: at most {share} requests upstream per worker, "
-                f"{share * workers} in all (max_concurrent_requests {cap})"
+                f"{model.name}: at most {cap // workers} requests upstream per worker, "
+                f"{cap // workers * workers} in all (max_concurrent_requests {cap})"
             )
     return lines
 

@@ -218,11 +218,11 @@ def prune_unused(lora_dir: Path, keep_s: float, now: float | None = None) -> lis
     cutoff = current - keep_s
     removed: list[str] = []
     for folder in lora_dir.glob(PREFIX + "*"):
-        doomed = lora_dir / f".{folder.name}.{secrets.token_hex(4)}.removed.partial"
         try:
             status = folder.lstat()
             if not stat.S_ISDIR(status.st_mode) or status.st_mtime >= cutoff:
                 continue
+            doomed = lora_dir / f".{folder.name}.{secrets.token_hex(4)}.removed.partial"
             folder.rename(doomed)
             if doomed.stat().st_mtime >= cutoff:  # marked between lstat and rename
                 _put_back(doomed, folder)
