@@ -170,6 +170,21 @@ def arrivals(requests: int, rate: float | None, seed: int = 0) -> list[float]:
     return times
 
 
+def output_lengths(requests: int, max_tokens: int, range_ratio: float, seed: int = 0) -> list[int]:
+    """Each request's max_tokens: `max_tokens` for all (`range_ratio` 0), or drawn evenly
+    between max_tokens × (1 - range_ratio) and × (1 + range_ratio), at least 1, the same for
+    every path (as `vllm bench serve --random-range-ratio` draws output lengths). Equal
+    lengths make a closed loop's requests end, and come back, together."""
+    if not 0 <= range_ratio < 1:
+        raise ValueError("range_ratio must be at least 0 and below 1")
+    if range_ratio == 0:
+        return [max_tokens] * requests
+    draw = random.Random(seed)
+    low = max(round(max_tokens * (1 - range_ratio)), 1)
+    high = max(round(max_tokens * (1 + range_ratio)), low)
+    return [draw.randint(low, high) for _ in range(requests)]
+
+
 async def load(
     target: Target,
     concurrency: int,
@@ -177,9 +192,11 @@ async def load(
     max_tokens: int,
     after_warm_up: Callable[[], None] | None = None,
     request_rate: float | None = None,
+    range_ratio: float = 0.0,
 ) -> Run:
     """`requests` streamed requests, at most `concurrency` at a time, after two short warm-up
-    ones; sent as soon as one ends, or at `request_rate` a second (Poisson arrivals);
+    ones; sent as soon as one ends, or at `request_rate` a second (Poisson arrivals); each
+    asks for `max_tokens`, or for lengths spread by `range_ratio` (`output_lengths`).
     `after_warm_up` is called between the warm-up and the measured ones."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     limits = httpx.Limits(max_connections=concurrency)
@@ -194,12 +211,13 @@ async def load(
         gc.freeze()
         gate = asyncio.Semaphore(concurrency)
         schedule = arrivals(requests, request_rate)
+        lengths = output_lengths(requests, max_tokens, range_ratio)
 
         async def gated(index: int) -> Sample:
             await asyncio.sleep(start + schedule[index] - time.perf_counter())
             async with gate:
                 prompt = f"Request {index}: explain topic number {index} in detail."
-                return await one_request(client, target, prompt, max_tokens)
+                return await one_request(client, target, prompt, lengths[index])
 
         start = time.perf_counter()
         samples = await asyncio.gather(*(gated(index) for index in range(requests)))

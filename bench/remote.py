@@ -31,6 +31,9 @@ Requests are sent in a closed loop (each as one ends: equal requests end togethe
 concurrency level's requests arrive in bursts), or with `--request-rate R` at Poisson arrivals of
 R a second, the same times for both paths, with `--concurrency` as the most at once (as
 `vllm bench serve --request-rate` with `--max-concurrency`).
+`--random-range-ratio F` spreads the requests' lengths: each asks for a number of tokens drawn
+evenly between max_tokens × (1 - F) and × (1 + F), the same for both paths, so that a closed
+loop's requests no longer end together.
 Run: `python -m bench.remote` (`--help` for options).
 """
 
@@ -161,7 +164,15 @@ def measure(
 
     requests = args.requests * concurrency
     run = asyncio.run(
-        load(target, concurrency, requests, args.max_tokens, mark_start, args.request_rate)
+        load(
+            target,
+            concurrency,
+            requests,
+            args.max_tokens,
+            mark_start,
+            args.request_rate,
+            args.random_range_ratio,
+        )
     )
     before, after = start["histograms"], Histograms.read(replica_urls, ours_url)
     counted = after.replicas_ttft[1] - before.replicas_ttft[1]
@@ -272,6 +283,13 @@ def run_all(args: argparse.Namespace) -> None:
     report(results, args)
 
 
+def range_ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError("must be at least 0 and below 1")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=8797, help="our server's port")
@@ -288,6 +306,15 @@ def main() -> None:
         metavar="R",
         help="send requests at R a second (Poisson arrivals, the same for both paths), with "
         "--concurrency as the most at once; default: a closed loop, each sent as one ends",
+    )
+    parser.add_argument(
+        "--random-range-ratio",
+        type=range_ratio,
+        default=0.0,
+        metavar="F",
+        help="ask each request for between max_tokens × (1 - F) and × (1 + F) tokens (drawn "
+        "evenly, the same for both paths), as `vllm bench serve --random-range-ratio`; default "
+        "0: all the same length, so that a closed loop's requests end and come back together",
     )
     parser.add_argument(
         "--bare-relay",

@@ -53,6 +53,11 @@ def report(results: dict[int, list[tuple[Measured, ...]]], args: argparse.Namesp
             f"arrivals: Poisson, {args.request_rate:g} requests/s, at most `conc.` at once "
             "(the same arrival times for both paths)"
         )
+    if args.random_range_ratio:
+        print(
+            f"output lengths: drawn evenly within max_tokens × (1 ± {args.random_range_ratio:g}), "
+            "the same for both paths"
+        )
     print(
         f"streamed requests, max_tokens={args.max_tokens}, temperature 0, {args.rounds} "
         "alternating rounds per concurrency; medians over rounds (ratios and +ms: over pairs of "
