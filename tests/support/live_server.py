@@ -53,7 +53,7 @@ def running_server(config: Path, log: Path, **env: str) -> Iterator[RunningServe
         )
     server = RunningServer(f"http://127.0.0.1:{port}", process, log)
     try:
-        _wait_healthy(server)
+        wait_healthy(server)
         yield server
     finally:
         process.terminate()
@@ -64,8 +64,10 @@ def running_server(config: Path, log: Path, **env: str) -> Iterator[RunningServe
             process.wait()
 
 
-def _wait_healthy(server: RunningServer) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+def wait_healthy(server: RunningServer, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+    """Until `/health` answers 200; raises, with the log's tail, if the server exits first or
+    is not healthy within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log_tail()}")
@@ -75,4 +77,4 @@ def _wait_healthy(server: RunningServer) -> None:
         except httpx.TransportError:
             pass
         time.sleep(1)
-    raise RuntimeError(f"server not healthy after {STARTUP_TIMEOUT_S} s:\n{server.log_tail()}")
+    raise RuntimeError(f"server not healthy after {timeout_s:g} s:\n{server.log_tail()}")

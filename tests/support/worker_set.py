@@ -8,13 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import psutil
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from server.http.metrics_multiprocess import ENV
 from tests.support.fake_upstream import MODEL, FakeUpstream
-from tests.support.live_server import free_port
+from tests.support.live_server import RunningServer, free_port, wait_healthy
 from tests.support.paths import REPO
 
 QWQ = "@cf/qwen/qwq-32b"
@@ -49,17 +48,7 @@ drain_timeout_s: 300
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    else:
-        raise AssertionError(log.read_text())
+    wait_healthy(RunningServer(base, process, log), timeout_s=180)
     return process, base, log
 
 
