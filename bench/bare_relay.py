@@ -1,13 +1,14 @@
-"""The least a Python gateway adds: a bare relay in front of an OpenAI completions server.
+"""The least a Python gateway adds: a bare relay in front of an OpenAI-compatible server.
 
     python -m bench.bare_relay --port 8797 --upstream http://127.0.0.1:8795
 
 uvicorn (httptools, uvloop) and aiohttp, as this server runs them, and nothing else: `POST
-/v1/completions` goes upstream as it came, and the answer's bytes come back as they arrive; `GET
-/health` answers 200. No authentication, validation, templating, tokenizing, re-framing,
-metrics or logs, and no error handling beyond a 502. `bench.gateway_cpu` puts it beside this
-server in front of the same stand-in, so that what this server adds beyond it is what its own
-work costs, and what both add is the price of one more Python HTTP hop on the machine.
+/v1/completions` and `/v1/chat/completions` go upstream as they came, and the answer's bytes
+come back as they arrive; `GET /health` answers 200. No authentication, validation, templating,
+tokenizing, re-framing, metrics or logs, and no error handling beyond a 502. `bench.gateway_cpu`
+puts it beside this server in front of the same stand-in, so that what this server adds beyond
+it is what its own work costs, and what both add is the price of one more Python HTTP hop on the
+machine.
 """
 
 import argparse
@@ -25,10 +26,11 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON = [(b"content-type", b"application/json")]
 EVENT_STREAM = [(b"content-type", b"text/event-stream")]
+RELAYED = ("/v1/completions", "/v1/chat/completions")
 
 
 class BareRelay:
-    """An ASGI app relaying `/v1/completions` to `upstream`, on one aiohttp session."""
+    """An ASGI app relaying `RELAYED` paths to `upstream`, on one aiohttp session."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -37,8 +39,8 @@ class BareRelay:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif scope["path"] == "/v1/completions" and scope["method"] == "POST":
-            await self._relay(await _body(receive), send)
+        elif scope["path"] in RELAYED and scope["method"] == "POST":
+            await self._relay(scope["path"], await _body(receive), send)
         elif scope["path"] == "/health":
             await _answer(send, 200, b'{"status":"ok"}')
         else:
@@ -57,9 +59,9 @@ class BareRelay:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _relay(self, body: bytes, send: Send) -> None:
+    async def _relay(self, path: str, body: bytes, send: Send) -> None:
         assert self.session is not None, "the lifespan opens the session"
-        url = self.upstream + "/v1/completions"
+        url = self.upstream + path
         try:
             async with self.session.post(url, json=json.loads(body)) as answer:
                 headers = EVENT_STREAM if answer.status == 200 else JSON

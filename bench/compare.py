@@ -116,14 +116,20 @@ class Theirs(Target):
         return "/v1/chat/completions", body
 
     def parse(self, event: dict[str, object]) -> tuple[str, int | None]:
-        usage = event.get("usage")
-        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
-        choices = event.get("choices") or []
-        text = ""
-        if isinstance(choices, list) and choices:
-            delta = choices[0].get("delta", {})
-            text = str(delta.get("content") or delta.get("reasoning") or "")
-        return text, tokens
+        return chat_event(event)
+
+
+def chat_event(event: dict[str, object]) -> tuple[str, int | None]:
+    """The text of one streamed `/v1/chat/completions` chunk (its content or reasoning) and, on
+    the usage chunk, the output tokens."""
+    usage = event.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    choices = event.get("choices") or []
+    text = ""
+    if isinstance(choices, list) and choices:
+        delta = choices[0].get("delta", {})
+        text = str(delta.get("content") or delta.get("reasoning") or "")
+    return text, tokens
 
 
 async def one_request(

@@ -31,6 +31,10 @@ Requests are sent in a closed loop (each as one ends: equal requests end togethe
 concurrency level's requests arrive in bursts), or with `--request-rate R` at Poisson arrivals of
 R a second, the same times for both paths, with `--concurrency` as the most at once (as
 `vllm bench serve --request-rate` with `--max-concurrency`).
+`--direct chat` has the direct path send the chat messages to `/v1/chat/completions` instead, as
+clients of vLLM's own API do: the replica that takes a request then renders the chat template
+and tokenizes it in its API server (the work our server does for its requests) and sends it the
+same prompt (checked the same way).
 `--random-range-ratio F` spreads the requests' lengths: each asks for a number of tokens drawn
 evenly between max_tokens × (1 - F) and × (1 + F), the same for both paths, so that a closed
 loop's requests no longer end together.
@@ -52,7 +56,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.compare import MODEL, TOKEN, Ours, Target, load
+from bench.compare import MODEL, TOKEN, Ours, Target, chat_event, load
 from bench.machine import cpu_s, engines_behind, remove_engines_cgroup
 from bench.remote_report import Measured, describe, report
 from bench.rounds import alternating, even_rounds
@@ -93,6 +97,31 @@ class Direct(Target):
 
     def parse(self, event: dict[str, object]) -> tuple[str, int | None]:
         return completion_event(event)
+
+
+class DirectChat(Target):
+    """`/v1/chat/completions` on the router, the same conversation as a client of vLLM would
+    send it: the replica that takes it renders the checkpoint's chat template and tokenizes."""
+
+    def request(self, prompt: str, max_tokens: int) -> tuple[str, dict[str, object]]:
+        body = {
+            "model": SERVED,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        return "/v1/chat/completions", body
+
+    def parse(self, event: dict[str, object]) -> tuple[str, int | None]:
+        return chat_event(event)
+
+
+def direct_target(kind: str, name: str, base_url: str, cache_dir: Path) -> Target:
+    """The direct path's client: token ids (`Direct`) or chat messages (`DirectChat`)."""
+    return Direct(name, base_url, cache_dir) if kind == "tokens" else DirectChat(name, base_url)
 
 
 def completion_event(event: dict[str, object]) -> tuple[str, int | None]:
@@ -191,7 +220,7 @@ def measure(
     )
 
 
-def check_equivalent(ours: Ours, direct: Direct) -> None:
+def check_equivalent(ours: Ours, direct: Target) -> None:
     """The same prompt both ways must give the same greedy text: the same request upstream."""
 
     async def text_of(client: httpx.AsyncClient, target: Target) -> str:
@@ -242,12 +271,13 @@ def run_all(args: argparse.Namespace) -> None:
         server = stack.enter_context(
             started(command, ours.base_url + "/health", work / "server.log", env)
         )
-        direct = Direct("direct", front.url, cache_dir)
+        direct = direct_target(args.direct, "direct", front.url, cache_dir)
         check_equivalent(ours, direct)
         targets: list[Target] = [ours, direct]
         gateways: dict[Target, psutil.Process] = {ours: psutil.Process(server.pid)}
         if args.bare_relay:
-            relay = Direct("bare relay", f"http://127.0.0.1:{args.relay_port}", cache_dir)
+            relay_url = f"http://127.0.0.1:{args.relay_port}"
+            relay = direct_target(args.direct, "bare relay", relay_url, cache_dir)
             command = [sys.executable, "-m", "bench.bare_relay", "--port", str(args.relay_port)]
             command += ["--upstream", front.url]
             relay_process = stack.enter_context(
@@ -315,6 +345,15 @@ def main() -> None:
         help="ask each request for between max_tokens × (1 - F) and × (1 + F) tokens (drawn "
         "evenly, the same for both paths), as `vllm bench serve --random-range-ratio`; default "
         "0: all the same length, so that a closed loop's requests end and come back together",
+    )
+    parser.add_argument(
+        "--direct",
+        choices=["tokens", "chat"],
+        default="tokens",
+        help="what the direct path sends the router: the token ids our server sends upstream "
+        "(tokens: the replicas only generate), or the chat messages as vLLM's clients send "
+        "them (chat: the replicas render the chat template and tokenize, as they do for any "
+        "client of vLLM's own chat API)",
     )
     parser.add_argument(
         "--bare-relay",

@@ -1,12 +1,14 @@
 """What the benchmarks send: arrival times (a closed loop, or Poisson arrivals as `vllm bench
-serve` sends) and output lengths (all equal, or spread as its `--random-range-ratio` does)."""
+serve` sends), output lengths (all equal, or spread as its `--random-range-ratio` does), and the
+chat requests of `bench.remote --direct chat`."""
 
 import itertools
 import statistics
 
 import pytest
 
-from bench.compare import arrivals, output_lengths
+from bench.compare import Ours, arrivals, output_lengths
+from bench.remote import DirectChat
 
 
 def test_a_closed_loop_sends_every_request_at_once_behind_the_gate() -> None:
@@ -48,3 +50,22 @@ def test_a_range_never_asks_for_no_tokens() -> None:
 def test_a_range_outside_zero_to_one_is_refused(ratio: float) -> None:
     with pytest.raises(ValueError, match="range_ratio"):
         output_lengths(3, 128, ratio)
+
+
+def test_the_chat_direct_path_sends_our_conversation_and_reads_its_tokens_back() -> None:
+    direct = DirectChat("direct", "http://router")
+    _, ours = Ours("ours", "http://ours").request("Hello", 64)
+
+    path, body = direct.request("Hello", 64)
+
+    assert path == "/v1/chat/completions"
+    assert body["messages"] == ours["messages"]
+    assert (body["max_tokens"], body["temperature"], body["stream"]) == (64, 0, True)
+    assert body["ignore_eos"] is True
+    role: dict[str, object] = {
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]
+    }
+    assert direct.parse(role) == ("", None)  # not a first token
+    token: dict[str, object] = {"choices": [{"index": 0, "delta": {"content": " word"}}]}
+    assert direct.parse(token) == (" word", None)
+    assert direct.parse({"choices": [], "usage": {"completion_tokens": 64}}) == ("", 64)

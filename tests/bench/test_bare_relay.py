@@ -60,13 +60,16 @@ def test_the_stream_comes_through_unchanged() -> None:
             straight = await streamed(client, upstream)
             relayed = await asyncio.gather(*(streamed(client, relay) for _ in range(3)))
             health = await client.get(relay + "/health")
-            elsewhere = await client.post(relay + "/v1/chat/completions", json={})
+            # The stand-in answers `{}` to any path but /v1/models and /v1/completions.
+            chat = await client.post(relay + "/v1/chat/completions", json={})
+            elsewhere = await client.post(relay + "/v1/embeddings", json={})
 
         assert straight[0] == 200
         assert straight[2].count(b"data: {") == 3
         assert straight[2].endswith(b"data: [DONE]\n\n")
         assert relayed == [(200, "text/event-stream", straight[2])] * 3
         assert health.status_code == 200
+        assert (chat.status_code, chat.content) == (200, b"{}")
         assert elsewhere.status_code == 404
 
     asyncio.run(scenario())
