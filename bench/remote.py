@@ -33,8 +33,8 @@ R a second, the same times for both paths, with `--concurrency` as the most at o
 `vllm bench serve --request-rate` with `--max-concurrency`).
 `--direct chat` has the direct path send the chat messages to `/v1/chat/completions` instead, as
 clients of vLLM's own API do: the replica that takes a request then renders the chat template
-and tokenizes it in its API server (the work our server does for its requests) and sends it the
-same prompt (checked the same way).
+and tokenizes it in its API server, the work our server does for its requests (the prompt is the
+same: checked the same way).
 `--random-range-ratio F` spreads the requests' lengths: each asks for a number of tokens drawn
 evenly between max_tokens × (1 - F) and × (1 + F), the same for both paths, so that a closed
 loop's requests no longer end together.

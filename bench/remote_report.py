@@ -48,6 +48,10 @@ def report(results: dict[int, list[tuple[Measured, ...]]], args: argparse.Namesp
         print(f"engines: behind the HTTP processes, on at most {args.engine_cores:g} cores")
     elif args.engines_behind:
         print("engines: behind the HTTP processes, on every cycle they leave")
+    if args.direct == "chat":
+        print("direct: the same chat messages to /v1/chat/completions (the replicas template them)")
+    else:
+        print("direct: the token ids our server sends upstream, to /v1/completions")
     if args.request_rate is not None:
         print(
             f"arrivals: Poisson, {args.request_rate:g} requests/s, at most `conc.` at once "
